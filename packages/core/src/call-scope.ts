@@ -1,0 +1,178 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import {
+  type CallContext,
+  type CallOptions,
+  type ClientMiddleware,
+  Metadata,
+  type ServerMiddleware,
+  type ServerMiddlewareCall,
+} from 'nice-grpc-common';
+
+/** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
+export interface PeerIdentity {
+  /** The identity itself: a SPIFFE ID, a DNS name or a certificate subject CN. */
+  readonly id: string;
+  /** Where {@link id} came from, in order of preference. */
+  readonly source: 'spiffe' | 'dns' | 'cn' | 'header';
+}
+
+/**
+ * What an outgoing call inherits from the inbound call being served: its deadline, its
+ * cancellation, the metadata worth passing on (trace context) and who called.
+ */
+export interface CallScope {
+  /** The inbound call's path, `/package.Service/Method`. */
+  readonly method: string;
+  /** When the inbound call's budget runs out; `undefined` when its client set none. */
+  readonly deadline: Date | undefined;
+  /** Aborts when the inbound call ends early: cancelled by its client or past its deadline. */
+  readonly signal: AbortSignal;
+  /** Headers that outgoing calls pass on unchanged, e.g. `traceparent`. */
+  readonly forwardMetadata: Metadata;
+  /** The verified caller, when identity middleware has established one. */
+  readonly peer: PeerIdentity | undefined;
+  /**
+   * The inbound call's request metadata. Server middleware uses it to tell whether the
+   * current scope belongs to the call it is handling (see {@link serveInCallScope}).
+   */
+  readonly inbound: Metadata;
+}
+
+/** The changes a server middleware makes to the scope of the call it handles. */
+export type CallScopePatch = Partial<
+  Pick<CallScope, 'deadline' | 'signal' | 'forwardMetadata' | 'peer'>
+>;
+
+/** Headers forwarded by default: W3C trace context and baggage. */
+export const DEFAULT_FORWARD_HEADERS: readonly string[] = ['traceparent', 'tracestate', 'baggage'];
+
+const storage = new AsyncLocalStorage<CallScope>();
+
+/** The scope of the inbound call whose handler is running, if any. */
+export function currentCallScope(): CallScope | undefined {
+  return storage.getStore();
+}
+
+/** Runs `fn` (and everything it schedules) inside `scope`. */
+export function runInCallScope<R>(scope: CallScope, fn: () => R): R {
+  return storage.run(scope, fn);
+}
+
+/**
+ * Wraps a generator so that its body runs inside `scope`.
+ *
+ * `AsyncLocalStorage.run` around creating a generator is not enough: a generator's body runs
+ * when it is iterated, in the iterating caller's context. So every step (`next`, `throw`,
+ * `return`) is started inside the scope; awaits within a step then keep it.
+ */
+export async function* scopedGenerator<T, R>(
+  scope: CallScope,
+  generator: AsyncGenerator<T, R, undefined>,
+): AsyncGenerator<T, R, undefined> {
+  let done = false;
+  try {
+    let step = await storage.run(scope, () => generator.next());
+    while (!step.done) {
+      try {
+        yield step.value;
+      } catch (error) {
+        step = await storage.run(scope, () => generator.throw(error));
+        continue;
+      }
+      step = await storage.run(scope, () => generator.next());
+    }
+    done = true;
+    return step.value;
+  } catch (error) {
+    done = true;
+    throw error;
+  } finally {
+    // The consumer stopped early (break/return): let the wrapped generator run its finally blocks.
+    if (!done) await storage.run(scope, () => generator.return(undefined as R));
+  }
+}
+
+/**
+ * Runs a server middleware's continuation inside the scope of the call it handles.
+ *
+ * Several server middleware contribute to one scope (deadline, identity, tracing), in whatever
+ * order they were installed. The first to run creates the scope from the call context; the
+ * others refine it. They recognise "their" call by its request metadata object, which
+ * nice-grpc passes unchanged down the whole middleware chain of one call even when a
+ * middleware extends the context; a scope inherited from elsewhere (a server started inside a
+ * handler) is never mistaken for it.
+ */
+export function serveInCallScope<T, R>(
+  method: string,
+  context: CallContext,
+  patch: CallScopePatch,
+  next: () => AsyncGenerator<T, R, undefined>,
+): AsyncGenerator<T, R, undefined> {
+  const current = storage.getStore();
+  const base: CallScope =
+    current?.inbound === context.metadata
+      ? current
+      : {
+          method,
+          deadline: undefined,
+          signal: context.signal,
+          forwardMetadata: pickMetadata(context.metadata, DEFAULT_FORWARD_HEADERS),
+          peer: undefined,
+          inbound: context.metadata,
+        };
+  const scope: CallScope = { ...base, ...patch };
+  return scopedGenerator(scope, storage.run(scope, next));
+}
+
+/** Copies the named headers (all their values) out of `metadata`. */
+export function pickMetadata(metadata: Metadata, keys: readonly string[]): Metadata {
+  const picked = Metadata();
+  for (const key of keys) {
+    const values = metadata.getAll(key);
+    if (values.length > 0) picked.set(key, values as string[]);
+  }
+  return picked;
+}
+
+/** Options of {@link callScopeServerMiddleware}. */
+export interface CallScopeServerOptions {
+  /** Request headers that outgoing calls made by the handler pass on. */
+  forwardHeaders?: readonly string[];
+}
+
+/**
+ * Server middleware that enters the call scope for every inbound call, so that calls made by
+ * its handler can find it. Deadline, identity and tracing middleware enter it too; install this
+ * one on its own when none of them is used, or to choose which headers are forwarded.
+ */
+export function callScopeServerMiddleware({
+  forwardHeaders = DEFAULT_FORWARD_HEADERS,
+}: CallScopeServerOptions = {}): ServerMiddleware {
+  return <Request, Response>(call: ServerMiddlewareCall<Request, Response>, context: CallContext) =>
+    serveInCallScope<Response, Response | void>(
+      call.method.path,
+      context,
+      { forwardMetadata: pickMetadata(context.metadata, forwardHeaders) },
+      () => call.next(call.request, context),
+    );
+}
+
+/**
+ * Client middleware that sends the current scope's forwarded headers with every outgoing call,
+ * unless the call sets them itself.
+ */
+export const forwardScopeMetadata: ClientMiddleware = (call, options) => {
+  const scope = storage.getStore();
+  if (scope === undefined || isEmpty(scope.forwardMetadata))
+    return call.next(call.request, options);
+  const metadata = Metadata(options.metadata);
+  for (const [key, values] of scope.forwardMetadata) {
+    if (!metadata.has(key)) metadata.set(key, values);
+  }
+  const next: CallOptions = { ...options, metadata };
+  return call.next(call.request, next);
+};
+
+function isEmpty(metadata: Metadata): boolean {
+  return metadata[Symbol.iterator]().next().done === true;
+}
