@@ -93,9 +93,9 @@ describe('message framing', () => {
         fc.array(fc.nat(), { maxLength: 4 }),
         (length, cuts) => {
           const decoder = new MessageDecoder({ maxMessageSize: 64 });
-          const error = failure(() =>
-            splitAt(encodeFrameHeader(length), cuts).forEach((c) => decoder.push(c)),
-          );
+          const error = failure(() => {
+            for (const chunk of splitAt(encodeFrameHeader(length), cuts)) decoder.push(chunk);
+          });
           expect(error.code).toBe(Status.RESOURCE_EXHAUSTED);
         },
       ),
