@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './call-scope.js';
 export * from './events.js';
 export * from './framing.js';
