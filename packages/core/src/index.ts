@@ -3,4 +3,5 @@ export * from './call-scope.js';
 export * from './events.js';
 export * from './framing.js';
 export * from './grpc-timeout.js';
+export * from './inbound-call.js';
 export * from './status.js';

@@ -14,7 +14,9 @@ describe('exponentialBackoff', () => {
 
   it('proportional jitter spans [delay·(1−j), delay·(1+j)]', () => {
     expect(exponentialBackoff({ baseMs: 1_000, jitter: 0.2, random: () => 0 })(0)).toBeCloseTo(800);
-    expect(exponentialBackoff({ baseMs: 1_000, jitter: 0.2, random: () => 1 })(0)).toBeCloseTo(1_200);
+    expect(exponentialBackoff({ baseMs: 1_000, jitter: 0.2, random: () => 1 })(0)).toBeCloseTo(
+      1_200,
+    );
   });
 
   it('rejects nonsensical settings', () => {
