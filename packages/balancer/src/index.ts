@@ -1,0 +1,3 @@
+export * from './balancer.js';
+export * from './load.js';
+export * from './peak-ewma.js';
