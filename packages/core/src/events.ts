@@ -35,3 +35,21 @@ export const retryAttemptChannel: Channel<RetryAttemptEvent> = channel(
 export const retryBudgetExhaustedChannel: Channel<RetryBudgetExhaustedEvent> = channel(
   'switchyard:retry:budget-exhausted',
 ) as Channel<RetryBudgetExhaustedEvent>;
+
+/** What an authorization middleware decided about one inbound call. */
+export interface AuthorizationDecisionEvent {
+  /** `/package.Service/Method` */
+  readonly method: string;
+  /**
+   * `allow` and `deny` for a verified caller; `unauthenticated` when the call carried no verified
+   * identity, so no policy was consulted.
+   */
+  readonly decision: 'allow' | 'deny' | 'unauthenticated';
+  /** The caller's identity; undefined when `unauthenticated`. */
+  readonly identity: string | undefined;
+}
+
+/** Published by middleware-identity's authorization middleware once per inbound call. */
+export const authorizationDecisionChannel: Channel<AuthorizationDecisionEvent> = channel(
+  'switchyard:identity:authorization',
+) as Channel<AuthorizationDecisionEvent>;
