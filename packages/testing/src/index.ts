@@ -1,0 +1,45 @@
+export {
+  type CallOutcome,
+  callTestService,
+  type TestCall,
+  type TestMethod,
+} from './call.js';
+export {
+  createTestClient,
+  type TestClient,
+  type TestClientOptions,
+} from './client.js';
+export {
+  type ConnectServerOptions,
+  type ConnectTestClient,
+  createConnectClient,
+  type RunningConnectServer,
+  startConnectServer,
+} from './connect.js';
+export {
+  TestRequest,
+  TestResponse,
+  type TestServiceClient,
+  TestServiceDefinition,
+  type TestServiceImplementation,
+} from './gen/nice/switchyard/testing/v1/test.js';
+export { generateTestPki, TEST_CLIENT_SPIFFE_ID, type TestPki } from './pki.js';
+export {
+  PYTHON_GRPC_MISSING,
+  type PythonClientOptions,
+  type PythonServerOptions,
+  pythonGrpcAvailable,
+  type RunningPythonServer,
+  runPythonClient,
+  startPythonServer,
+} from './python.js';
+export {
+  type RunningTestServer,
+  type RunningTestServers,
+  type StartServerOptions,
+  type StartServersOptions,
+  startServer,
+  startServers,
+  type TestServerOptions,
+} from './server.js';
+export { createTestServiceImpl, type TestServiceImplOptions } from './service.js';
