@@ -4,4 +4,5 @@ export * from './events.js';
 export * from './framing.js';
 export * from './grpc-timeout.js';
 export * from './inbound-call.js';
+export * from './rpc-conventions.js';
 export * from './status.js';

@@ -1,0 +1,199 @@
+import { createChannel, createClient, createServer, ServerError } from 'nice-grpc';
+import { type CallContext, Metadata, Status } from 'nice-grpc-common';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  isServerError,
+  methodRecognizer,
+  OTHER_METHOD,
+  parseGrpcTarget,
+  rpcSemconvStability,
+  servedStatus,
+  serviceMethods,
+  withInboundCall,
+} from '../src/index.js';
+import { JsonService, type Observation, type Probe } from './json-service.js';
+
+const tsProtoLike = {
+  name: 'Greeter',
+  fullName: 'demo.v1.Greeter',
+  methods: {
+    sayHello: {
+      name: 'SayHello',
+      requestStream: false,
+      responseStream: true,
+      requestType: {
+        encode: (message: unknown) => ({
+          finish: () => new TextEncoder().encode(JSON.stringify(message)),
+        }),
+        fromPartial: (object: unknown) => ({ name: '', ...(object as object) }),
+      },
+      responseType: {
+        encode: () => ({ finish: () => new Uint8Array(3) }),
+      },
+    },
+  },
+};
+
+describe('serviceMethods', () => {
+  it('reads ts-proto generic definitions, sizing the completed message', () => {
+    const [method] = serviceMethods(tsProtoLike);
+    expect(method?.path).toBe('/demo.v1.Greeter/SayHello');
+    expect(method?.responseStream).toBe(true);
+    expect(method?.requestSize({})).toBe(JSON.stringify({ name: '' }).length);
+    expect(method?.responseSize({})).toBe(3);
+  });
+
+  it('reads nice-grpc and grpc-js definitions', () => {
+    const methods = serviceMethods(JsonService);
+    expect(methods.map((m) => m.path)).toEqual([
+      '/test.Json/Unary',
+      '/test.Json/ServerStream',
+      '/test.Json/Bidi',
+    ]);
+    expect(methods[0]?.requestSize({ id: 7 })).toBe('{"id":7}'.length);
+  });
+});
+
+describe('methodRecognizer', () => {
+  it('names only the configured services when given, everything else is _OTHER', () => {
+    const recognize = methodRecognizer({ services: [JsonService, tsProtoLike] });
+    expect(recognize('/test.Json/Unary')).toMatchObject({
+      fullName: 'test.Json/Unary',
+      service: 'test.Json',
+      method: 'Unary',
+      recognized: true,
+    });
+    expect(recognize('/demo.v1.Greeter/SayHello').fullName).toBe('demo.v1.Greeter/SayHello');
+    expect(recognize('/test.Json/Nope')).toBe(OTHER_METHOD);
+    expect(recognize('/evil.Service/x1')).toBe(OTHER_METHOD);
+  });
+
+  it('without services, names methods as seen up to maxMethods, then _OTHER', () => {
+    const recognize = methodRecognizer({ maxMethods: 3 });
+    for (let i = 0; i < 3; i++) expect(recognize(`/a.S/M${i}`).recognized).toBe(true);
+    expect(recognize('/a.S/M3')).toBe(OTHER_METHOD);
+    // Methods named before the cap keep their names.
+    expect(recognize('/a.S/M1').fullName).toBe('a.S/M1');
+  });
+
+  it('reports malformed paths as _OTHER without learning them', () => {
+    const recognize = methodRecognizer({ maxMethods: 1 });
+    for (const path of ['', '/', 'a.S/M', '/a.S', '/a.S/M/extra', '//M']) {
+      expect(recognize(path)).toBe(OTHER_METHOD);
+    }
+    expect(recognize('/a.S/M').recognized).toBe(true);
+  });
+
+  it('keeps one name object per method, so attribute caches can key on it', () => {
+    const recognize = methodRecognizer();
+    expect(recognize('/a.S/M')).toBe(recognize('/a.S/M'));
+  });
+});
+
+describe('rpcSemconvStability', () => {
+  it.each([
+    [undefined, { legacy: true, stable: false }],
+    ['', { legacy: true, stable: false }],
+    ['http', { legacy: true, stable: false }],
+    ['rpc', { legacy: false, stable: true }],
+    ['http, rpc', { legacy: false, stable: true }],
+    ['rpc/dup', { legacy: true, stable: true }],
+    ['rpc,rpc/dup', { legacy: true, stable: true }],
+  ])('OTEL_SEMCONV_STABILITY_OPT_IN=%j', (value, expected) => {
+    expect(rpcSemconvStability(value)).toEqual(expected);
+  });
+});
+
+describe('isServerError', () => {
+  it('counts only the six server-fault codes of the gRPC conventions', () => {
+    const faults = Object.values(Status)
+      .filter((code): code is Status => typeof code === 'number')
+      .filter(isServerError)
+      .map((code) => Status[code]);
+    expect(faults).toEqual([
+      'UNKNOWN',
+      'DEADLINE_EXCEEDED',
+      'UNIMPLEMENTED',
+      'INTERNAL',
+      'UNAVAILABLE',
+      'DATA_LOSS',
+    ]);
+  });
+});
+
+describe('parseGrpcTarget', () => {
+  it.each([
+    ['grpc.io:50051', 'grpc.io', 50051],
+    ['dns://1.2.3.4/grpc.io:50051', 'grpc.io', 50051],
+    ['dns:///grpc.io:50051', 'grpc.io', 50051],
+    ['127.0.0.1:8080', '127.0.0.1', 8080],
+    ['[::1]:50051', '::1', 50051],
+    ['unix:///run/containerd/containerd.sock', '/run/containerd/containerd.sock', undefined],
+    ['unix:/tmp/s.sock', '/tmp/s.sock', undefined],
+    ['zk://zookeeper:2181/my-server', 'zk://zookeeper:2181/my-server', undefined],
+    [
+      'ipv4:198.51.100.123:50051,198.51.100.124:50051',
+      'ipv4:198.51.100.123:50051,198.51.100.124:50051',
+      undefined,
+    ],
+    ['backend', 'backend', undefined],
+  ])('%s', (target, address, port) => {
+    expect(parseGrpcTarget(target)).toEqual({ address, port });
+  });
+});
+
+describe('servedStatus', () => {
+  const servers: { forceShutdown(): void }[] = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) server.forceShutdown();
+  });
+
+  it('classifies handler outcomes as nice-grpc reports them', () => {
+    const context = { signal: new AbortController().signal, metadata: undefined } as never;
+    expect(servedStatus(context, false)).toBe(Status.OK);
+    expect(servedStatus(context, true, new ServerError(Status.NOT_FOUND, 'x'))).toBe(
+      Status.NOT_FOUND,
+    );
+    const abort = new Error('aborted');
+    abort.name = 'AbortError';
+    expect(servedStatus(context, true, abort)).toBe(Status.CANCELLED);
+    expect(servedStatus(context, true, new Error('boom'))).toBe(Status.UNKNOWN);
+  });
+
+  it('reports DEADLINE_EXCEEDED for a call aborted by its deadline, even if the handler returns', async () => {
+    const seen: Status[] = [];
+    const server = createServer(withInboundCall()).use(async function* (call, context) {
+      let failed = false;
+      let error: unknown;
+      try {
+        return yield* call.next(call.request, context);
+      } catch (e) {
+        failed = true;
+        error = e;
+        throw e;
+      } finally {
+        seen.push(servedStatus(context as CallContext, failed, error));
+      }
+    });
+    server.add(JsonService, {
+      async unary(probe: Probe, { signal }: CallContext): Promise<Observation> {
+        // Ignores the abort: the response is discarded, the client already saw the deadline.
+        await new Promise((resolve) => setTimeout(resolve, (probe.delayMs ?? 0) + 100));
+        expect(signal.aborted).toBe(true);
+        return { id: probe.id, seen: [] };
+      },
+      async *serverStream() {},
+      async *bidi() {},
+    });
+    servers.push(server);
+    const port = await server.listen('127.0.0.1:0');
+    const channel = createChannel(`127.0.0.1:${port}`);
+    const client = createClient(JsonService, channel);
+    await expect(
+      // nice-grpc's client has no deadline option; grpc-js on the server enforces the header.
+      client.unary({ id: 1, delayMs: 50 }, { metadata: Metadata({ 'grpc-timeout': '50m' }) }),
+    ).rejects.toMatchObject({ code: Status.DEADLINE_EXCEEDED });
+    await expect.poll(() => seen).toEqual([Status.DEADLINE_EXCEEDED]);
+    channel.close();
+  });
+});
