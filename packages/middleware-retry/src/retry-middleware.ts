@@ -1,0 +1,175 @@
+import { currentCallScope } from '@switchyard/core';
+import { delay, rethrowAbortError } from 'abort-controller-x';
+import {
+  type CallOptions,
+  ClientError,
+  type ClientMiddleware,
+  type ClientMiddlewareCall,
+  type Metadata,
+} from 'nice-grpc-common';
+import {
+  announceAttempt,
+  announceBudgetExhausted,
+  attemptMetadata,
+  callDeadline,
+} from './attempts.js';
+import { fullJitterBackoff } from './backoff.js';
+import { hedgedCall } from './hedging.js';
+import { DEFAULT_RETRYABLE_STATUSES, isIdempotent, type RetryOptions } from './options.js';
+import { NO_RETRY, parsePushback } from './pushback.js';
+import { RequestReplay } from './request-replay.js';
+import { createRetryBudget, type RetryBudget } from './retry-budget.js';
+import { isTransparentFailure } from './transparent-failure.js';
+
+/** Options of {@link createRetryMiddleware}. */
+export interface RetryMiddlewareOptions {
+  /**
+   * The budget of calls that set no `retryBudget` option. Default: a new
+   * `createRetryBudget()`, shared by every client this middleware instance serves.
+   */
+  budget?: RetryBudget;
+  /** Uniform random numbers in [0, 1) for the backoff jitter. Default `Math.random`. */
+  random?: () => number;
+}
+
+// The backoff waits on the caller's signal; calls without one wait on this, which never aborts.
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * Creates a retry middleware with its own default budget (and, for tests, random source).
+ *
+ * Install it before (inside) a deadline middleware so that the deadline also ends a backoff:
+ * `createClientFactory().use(retry).use(deadline)`; after (outside) it, it still plans within
+ * the `deadline` option and passes it on to each attempt.
+ */
+export function createRetryMiddleware({
+  budget = createRetryBudget(),
+  random = Math.random,
+}: RetryMiddlewareOptions = {}): ClientMiddleware<RetryOptions> {
+  return async function* retryMiddleware<Request, Response>(
+    call: ClientMiddlewareCall<Request, Response>,
+    options: CallOptions & Partial<RetryOptions>,
+  ): AsyncGenerator<Response, Response | void, undefined> {
+    const {
+      retry = isIdempotent(call.method),
+      retryBaseDelayMs = 1000,
+      retryMaxDelayMs = 30_000,
+      retryMaxAttempts = 1,
+      retryableStatuses = DEFAULT_RETRYABLE_STATUSES,
+      onRetryableError,
+      transparentRetry = true,
+      retryBudget = budget,
+      retryMinAttemptTimeMs = 10,
+      retryBufferLimitBytes = 65_536,
+      onRetry,
+      hedgingMaxAttempts = 1,
+      hedgingDelayMs = 0,
+      ...nextOptions
+    } = options;
+    const startedAt = Date.now();
+    const scope = currentCallScope();
+    const method = call.method.path;
+    retryBudget.deposit();
+
+    if (hedgingMaxAttempts > 1 && !call.requestStream) {
+      return yield* hedgedCall(call, nextOptions, {
+        maxAttempts: hedgingMaxAttempts,
+        delayMs: hedgingDelayMs,
+        retryableStatuses,
+        transparentRetry,
+        budget: retryBudget,
+        minAttemptTimeMs: retryMinAttemptTimeMs,
+        deadline: callDeadline(options.deadline, startedAt, scope),
+        onRetry,
+      });
+    }
+
+    // The trailers of the current attempt, for pushback and for telling a server's status from
+    // one grpc-js made up; the caller's own onTrailer still sees every attempt's.
+    let trailers: Metadata | undefined;
+    const { onTrailer } = nextOptions;
+    nextOptions.onTrailer = (received) => {
+      trailers = received;
+      onTrailer?.(received);
+    };
+    const replay = call.requestStream
+      ? new RequestReplay(call.request, retryBufferLimitBytes)
+      : undefined;
+    let attemptOptions: CallOptions = nextOptions;
+    let backoffIndex = 0;
+    let deadline: number | undefined;
+
+    try {
+      for (let attempt = 1; ; attempt++) {
+        trailers = undefined;
+        // Set once a response message reached the caller: from then on the call is committed.
+        let received = false;
+        try {
+          const request = replay === undefined ? call.request : replay.attempt();
+          if (!call.responseStream) return yield* call.next(request, attemptOptions);
+          for await (const message of call.next(request, attemptOptions)) {
+            received = true;
+            yield message;
+          }
+          return;
+        } catch (error) {
+          rethrowAbortError(error);
+          if (!(error instanceof ClientError) || received || replay?.replayable === false) {
+            throw error;
+          }
+          const transparent = transparentRetry && isTransparentFailure(error, trailers, false);
+          if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
+          if (attempt > retryMaxAttempts) throw error;
+
+          const pushback = parsePushback(trailers);
+          if (pushback === NO_RETRY) throw error;
+          let delayMs: number;
+          if (pushback === undefined) {
+            delayMs = fullJitterBackoff(backoffIndex++, retryBaseDelayMs, retryMaxDelayMs, random);
+          } else {
+            // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
+            delayMs = pushback;
+            backoffIndex = 0;
+          }
+          deadline ??= callDeadline(options.deadline, startedAt, scope);
+          if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
+            throw error;
+          }
+          if (!retryBudget.withdraw()) {
+            announceBudgetExhausted(method, error.code);
+            throw error;
+          }
+
+          onRetryableError?.(error, attempt - 1, delayMs);
+          announceAttempt(
+            onRetry,
+            method,
+            attempt + 1,
+            delayMs,
+            transparent ? 'transparent' : 'retry',
+            error,
+          );
+          if (delayMs > 0) await delay(nextOptions.signal ?? NEVER_ABORTED, delayMs);
+          attemptOptions = {
+            ...nextOptions,
+            metadata: attemptMetadata(nextOptions.metadata, attempt + 1),
+          };
+          // A relative deadline would restart with every attempt; later ones get the same instant.
+          if (typeof options.deadline === 'number') {
+            (attemptOptions as RetryOptions).deadline = new Date(deadline!);
+          }
+        }
+      }
+    } finally {
+      // Without this the caller's request iterable would never learn that the call ended early.
+      replay?.close().catch(() => {});
+    }
+  };
+}
+
+/**
+ * The retry middleware with its own budget (10 s window, 10 retries/s reserve, 20 % of calls),
+ * shared by every client it is installed on. Drop-in for nice-grpc-client-middleware-retry's
+ * `retryMiddleware`.
+ */
+export const retryMiddleware: ClientMiddleware<RetryOptions> = createRetryMiddleware();
