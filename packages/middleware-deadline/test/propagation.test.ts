@@ -1,0 +1,136 @@
+import { constants } from 'node:http2';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestServiceDefinition } from '@switchyard/testing';
+import { ClientError, createChannel, createClientFactory, Status } from 'nice-grpc';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type DeadlineClientOptions,
+  deadlineClientMiddleware,
+  deadlineMiddleware,
+} from '../src/index.js';
+import { type DeadlineImplementation, observedDeadline, startDeadlineServer } from './servers.js';
+import { startWireServer } from './wire.js';
+
+const UNARY = '/switchyard.testing.v1.TestService/Unary';
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+function clientFor(address: string, options: DeadlineClientOptions = {}) {
+  const channel = createChannel(address);
+  cleanup.push(() => channel.close());
+  return createClientFactory()
+    .use(deadlineClientMiddleware(options))
+    .create(TestServiceDefinition, channel);
+}
+
+async function start(implementation: DeadlineImplementation) {
+  const server = await startDeadlineServer(implementation);
+  cleanup.push(server.stop);
+  return server;
+}
+
+/** C: reports the deadline it saw, and when its handler ran. */
+async function startReportingC() {
+  const c = await start({
+    unary: async (_, context) => ({
+      metadata: { ...observedDeadline(context), handledAt: String(Date.now()) },
+    }),
+  });
+  return c;
+}
+
+describe('a call made while serving an inbound call', () => {
+  it('inherits the inbound deadline minus the offset, hop after hop', async () => {
+    const offset = 20;
+    const c = await startReportingC();
+    const toC = clientFor(c.address, { propagationOffset: offset });
+    const b = await start({ unary: () => toC.unary({}) });
+    const sentAt = Date.now();
+    const response = await clientFor(b.address).unary({}, { deadline: new Date(sentAt + 2_000) });
+    const seen = Number(response.metadata.deadline);
+    // grpc-timeout is relative, so each hop's deadline also moves later by the time the request
+    // spent in transit; the offset exists to cover that.
+    const transit = Number(response.metadata.handledAt) - sentAt;
+    expect(seen).toBeLessThanOrEqual(sentAt + 2_000 - offset + transit);
+    expect(seen).toBeGreaterThanOrEqual(sentAt + 2_000 - offset - 1);
+  });
+
+  it('keeps its own deadline when that is sooner', async () => {
+    const c = await startReportingC();
+    const toC = clientFor(c.address);
+    const b = await start({ unary: () => toC.unary({}, { deadline: 300 }) });
+    const response = await clientFor(b.address).unary({}, { deadline: 5_000 });
+    expect(Number(response.metadata.timeoutMs)).toBeLessThanOrEqual(300);
+    expect(Number(response.metadata.timeoutMs)).toBeGreaterThan(200);
+  });
+
+  it('does not inherit with propagateDeadline: false', async () => {
+    const c = await startReportingC();
+    const toC = clientFor(c.address);
+    const b = await start({
+      unary: async () => {
+        const detached = await toC.unary({}, { propagateDeadline: false });
+        const own = await toC.unary({}, { propagateDeadline: false, deadline: 10_000 });
+        return {
+          metadata: { detached: detached.metadata.timeoutMs!, own: own.metadata.timeoutMs! },
+        };
+      },
+    });
+    const response = await clientFor(b.address).unary({}, { deadline: 2_000 });
+    expect(response.metadata.detached).toBe('undefined');
+    expect(Number(response.metadata.own)).toBeGreaterThan(9_000);
+  });
+
+  it('is cancelled when the inherited deadline passes, before the inbound call expires', async () => {
+    const hung = await startWireServer({ answer: false });
+    cleanup.push(hung.stop);
+    const toC = clientFor(hung.address, { propagationOffset: 100 });
+    const b = await start({ unary: () => toC.unary({}) });
+    const start_ = Date.now();
+    const error = await clientFor(b.address)
+      .unary({}, { deadline: 400 })
+      .catch((e: unknown) => e);
+    const elapsed = Date.now() - start_;
+    expect(error).toEqual(
+      new ClientError(
+        UNARY,
+        Status.DEADLINE_EXCEEDED,
+        `Deadline exceeded (inherited from ${UNARY})`,
+      ),
+    );
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    expect(elapsed).toBeLessThan(400);
+    expect(await hung.received[0]?.closed).toBe(constants.NGHTTP2_CANCEL);
+  });
+
+  it('fails at once, without reaching the server, once the inherited deadline has passed', async () => {
+    const wire = await startWireServer({ answer: true });
+    cleanup.push(wire.stop);
+    const toC = clientFor(wire.address, { propagationOffset: 100 });
+    const b = await start({
+      unary: async () => {
+        await sleep(60);
+        const error = await toC.unary({}).catch((e: unknown) => e);
+        return { payload: error instanceof ClientError ? error.details : 'succeeded' };
+      },
+    });
+    const response = await clientFor(b.address).unary({}, { deadline: 150 });
+    expect(response.payload).toBe(`Deadline exceeded (inherited from ${UNARY})`);
+    expect(wire.received).toHaveLength(0);
+  });
+
+  it('passes through untouched outside a handler and without deadlines', async () => {
+    const wire = await startWireServer({ answer: true });
+    cleanup.push(wire.stop);
+    const channel = createChannel(wire.address);
+    cleanup.push(() => channel.close());
+    const client = createClientFactory()
+      .use(deadlineMiddleware)
+      .create(TestServiceDefinition, channel);
+    await client.unary({});
+    expect(wire.received[0]?.headers['grpc-timeout']).toBeUndefined();
+  });
+});
