@@ -127,9 +127,10 @@ function parseDocument(file: string, content: string): unknown {
     // YAML 1.2 is a superset of JSON, so one parser reads both.
     return parseYaml(content);
   } catch (cause) {
-    throw new SyntaxError(
-      `endpoints file ${file} is not valid JSON or YAML: ${(cause as Error).message}`,
-      { cause },
-    );
+    // The parser's first line names the problem, its line and column; the rest is a code frame.
+    const problem = ((cause as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
+    throw new SyntaxError(`endpoints file ${file} is not valid JSON or YAML: ${problem}`, {
+      cause,
+    });
   }
 }

@@ -118,7 +118,7 @@ export function kubernetesDiscovery({
           stopped.signal,
         );
         // A watch that ends at once, empty-handed, again and again would spin: back off.
-        if (events === 0 && performance.now() - started < 1_000 && !stopped.signal.aborted) {
+        if (events === 0 && performance.now() - started < 250 && !stopped.signal.aborted) {
           throw new Error('the watch ended at once without an event');
         }
         gonesInARow = 0;
@@ -274,12 +274,23 @@ function statusCodeOf(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** One line: the API's Status message when there is one (client-node puts it in `body`). */
 function describeApiError(error: unknown): string {
   const status = statusCodeOf(error);
-  const body = (error as { body?: unknown } | undefined)?.body;
+  let body = (error as { body?: unknown } | undefined)?.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      // Not a Status object: the text is the message.
+    }
+  }
+  const text = error instanceof Error ? error.message : String(error);
   const message =
     (typeof body === 'object' && body !== null && 'message' in body && String(body.message)) ||
     (typeof body === 'string' && body) ||
-    (error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error));
+    // client-node's ApiException: "HTTP-Code: 401\nMessage: Unauthorized\nBody: …".
+    /^Message: (.*)$/m.exec(text)?.[1] ||
+    (text.split('\n')[0] ?? '');
   return status === undefined ? message : `HTTP ${status}: ${message}`;
 }

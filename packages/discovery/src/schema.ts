@@ -3,13 +3,16 @@ import { type Endpoint, parseEndpointEntry } from './endpoint.js';
 
 /** `"host:port"` or `{ address: "host:port", labels: { … } }`, parsed into an {@link Endpoint}. */
 export const endpointEntrySchema = z
-  .union([
-    z.string(),
-    z.strictObject({
-      address: z.string(),
-      labels: z.record(z.string(), z.string()).optional(),
-    }),
-  ])
+  .union(
+    [
+      z.string(),
+      z.strictObject({
+        address: z.string(),
+        labels: z.record(z.string(), z.string()).optional(),
+      }),
+    ],
+    { error: 'expected "host:port" or { address: "host:port", labels: { … } }' },
+  )
   .transform((entry, context): Endpoint => {
     try {
       return parseEndpointEntry(entry);
@@ -37,8 +40,25 @@ export function parseEndpointsDocument(document: unknown, file: string): Endpoin
 /** `endpoints[2].address: "x" is not host:port; …` — each issue prefixed by its key path. */
 export function describeIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): string {
   return error.issues
-    .map((issue) => `${keyPath([...prefix, ...issue.path]) || '(top level)'}: ${issue.message}`)
+    .flatMap((issue) => innermost(issue, prefix))
+    .map(({ path, message }) => `${keyPath(path) || '(top level)'}: ${message}`)
     .join('; ');
+}
+
+/**
+ * A union's own message says only that no branch matched; when the input had the shape of one
+ * branch (its issues lie deeper than the union), that branch's issues say what is wrong.
+ */
+function innermost(
+  issue: z.core.$ZodIssue,
+  prefix: readonly PropertyKey[],
+): { path: PropertyKey[]; message: string }[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'invalid_union') {
+    const deeper = issue.errors.filter((branch) => branch.some((inner) => inner.path.length > 0));
+    if (deeper.length === 1) return deeper[0]!.flatMap((inner) => innermost(inner, path));
+  }
+  return [{ path, message: issue.message }];
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

@@ -5,8 +5,15 @@ export interface UpdateLog {
   readonly updates: { addresses: string[]; at: number; update: DiscoveryUpdate }[];
   /** The latest set's addresses (sorted as delivered), or undefined before the first update. */
   latest(): string[] | undefined;
-  /** Resolves with the first update (already delivered or coming) whose addresses match. */
-  waitFor(addresses: readonly string[], timeoutMs?: number): Promise<{ at: number }>;
+  /**
+   * Resolves with the first update whose addresses match, among those delivered from index
+   * `since` on (default 0: already delivered ones count too).
+   */
+  waitFor(
+    addresses: readonly string[],
+    timeoutMs?: number,
+    since?: number,
+  ): Promise<{ at: number }>;
   unsubscribe(): void;
 }
 
@@ -25,11 +32,11 @@ export function logUpdates(discovery: Discovery): UpdateLog {
     updates,
     latest: () => updates.at(-1)?.addresses,
     unsubscribe,
-    waitFor: (addresses, timeoutMs = 5_000) =>
+    waitFor: (addresses, timeoutMs = 5_000, since = 0) =>
       new Promise((resolve, reject) => {
         const want = JSON.stringify(addresses);
         const check = () => {
-          const hit = updates.find((u) => JSON.stringify(u.addresses) === want);
+          const hit = updates.slice(since).find((u) => JSON.stringify(u.addresses) === want);
           if (!hit) return;
           cleanup();
           resolve(hit);
