@@ -107,7 +107,8 @@ interface CheckOutcome {
  * `timeoutMs` deadline proves the target still answers — a hung process keeps its TCP
  * connection and Watch stream open, so only a probe with a deadline notices it. When the target
  * answers Watch with UNIMPLEMENTED, the Checks alone carry the status (health.proto: do not
- * retry Watch then). Failed Watch streams are reopened with backoff.
+ * retry Watch then). A Watch stream that fails or ends is followed by an immediate Check and
+ * reopened with backoff.
  *
  * While a Watch stream is open it is the source of statuses; a Check then only flips the status
  * when it fails (NOT_SERVING) or is the first success after a failure, so a Check answered
@@ -229,7 +230,24 @@ export function watchHealth({
     }
   }
 
+  // Waits `ms` between Checks; the Watch stream ending cuts the wait short, since Checks are then
+  // the only source of statuses.
+  let wakeChecks: AbortController | undefined;
+  async function pauseChecks(ms: number): Promise<void> {
+    const wake = new AbortController();
+    wakeChecks = wake;
+    try {
+      await delay(AbortSignal.any([closing.signal, wake.signal]), ms);
+    } catch (error) {
+      if (closing.signal.aborted) throw error;
+    } finally {
+      wakeChecks = undefined;
+    }
+  }
+
   async function checkLoop(): Promise<void> {
+    // With Watch the stream brings the first status; the first liveness Check comes an interval on.
+    if (mode === 'watch') await pauseChecks(intervalMs);
     for (;;) {
       const sent = performance.now();
       const outcome = await check();
@@ -243,12 +261,13 @@ export function watchHealth({
           observe(outcome.status, outcome.reason, outcome.latencyMs, 'check');
         }
       }
-      await delay(closing.signal, Math.max(0, sent + intervalMs - performance.now()));
+      await pauseChecks(Math.max(0, sent + intervalMs - performance.now()));
     }
   }
 
   async function watchLoop(): Promise<void> {
-    for (let attempt = 0; ; ) {
+    let attempt = 0;
+    for (;;) {
       const opened = performance.now();
       try {
         for await (const message of client.watch({ service }, { signal: closing.signal })) {
@@ -265,19 +284,21 @@ export function watchHealth({
             'watch',
           );
         }
-        watchOpen = false;
-        observe('NOT_SERVING', 'Watch ended by the server', undefined, 'watch');
       } catch (error) {
-        watchOpen = false;
         if (isAbortError(error)) throw error;
-        const { code, details } = GrpcError.from(error);
-        if (code === Status.UNIMPLEMENTED) {
+        if (GrpcError.from(error).code === Status.UNIMPLEMENTED) {
           mode = 'check';
           return;
         }
-        observe('NOT_SERVING', `Watch failed: ${statusName(code)}: ${details}`, undefined, 'watch');
+      } finally {
+        watchOpen = false;
+        // Failed or ended by the server, the stream no longer speaks for the target: a Check
+        // right away decides the status until the stream is back. A broken stream alone does
+        // not prove the target down (a proxy may cut long streams), so it sets no status itself.
+        wakeChecks?.abort();
       }
-      await delay(closing.signal, backoff(attempt++));
+      await delay(closing.signal, backoff(attempt));
+      attempt++;
     }
   }
 

@@ -6,6 +6,7 @@ export {
   HealthDefinition,
   HealthListRequest,
   HealthListResponse,
+  type HealthServiceImplementation,
 } from './gen/nice/grpc/health/v1/health.js';
 export * from './graceful-shutdown.js';
 export * from './health-client.js';
