@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './call-scope.js';
+export * from './duration.js';
 export * from './events.js';
 export * from './framing.js';
 export * from './grpc-timeout.js';
