@@ -79,11 +79,12 @@ export function kubernetesDiscovery({
     while (!stopped.signal.aborted) {
       try {
         if (!config) {
-          config = typeof kubeConfig === 'object' ? kubeConfig : new k8s.KubeConfig();
-          if (typeof kubeConfig === 'string') config.loadFromFile(kubeConfig);
-          else if (kubeConfig === undefined) config.loadFromDefault();
-          ns = namespace ?? config.getContextObject(config.getCurrentContext())?.namespace ?? ns;
+          const loading = typeof kubeConfig === 'object' ? kubeConfig : new k8s.KubeConfig();
+          if (typeof kubeConfig === 'string') loading.loadFromFile(kubeConfig);
+          else if (kubeConfig === undefined) loading.loadFromDefault();
+          ns = namespace ?? loading.getContextObject(loading.getCurrentContext())?.namespace ?? ns;
           where = `${ns}/${service}`;
+          config = loading;
         }
         const labelSelector = `kubernetes.io/service-name=${service}`;
         if (resourceVersion === undefined) {

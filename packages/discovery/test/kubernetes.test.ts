@@ -304,6 +304,18 @@ describe('kubernetesDiscovery', () => {
     expect(denied.updates).toEqual([]);
   });
 
+  it('reports a kubeconfig that cannot be loaded, and retries it', async () => {
+    api.apply(slice('api-a', ['10.0.0.1']));
+    const kubeconfig = join(dir, 'not-yet');
+    const log = logUpdates(await start({ kubeConfig: kubeconfig }));
+    await eventually(() => errors.length > 0, 3_000, 'an error');
+    expect(errors[0]!.message).toMatch(
+      /^kubernetes EndpointSlices of default\/api: ENOENT: no such file or directory.*not-yet.*; keeping the last good set$/,
+    );
+    await writeFile(kubeconfig, api.kubeconfig());
+    await log.waitFor(at8080(1));
+  });
+
   it('close ends the watch and calls no listener afterwards', async () => {
     api.apply(slice('api-a', ['10.0.0.1']));
     const discovery = await start();
