@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseDuration } from '@switchyard/core';
 import { z } from 'zod';
 import type { Discovery, DiscoveryReportingOptions } from './discovery.js';
 import { dnsDiscovery } from './dns.js';
@@ -8,18 +9,15 @@ import { kubernetesDiscovery } from './kubernetes.js';
 import { describeIssues, endpointEntrySchema } from './schema.js';
 import { staticDiscovery } from './static.js';
 
-const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-
 /**
- * A duration with its unit — `250ms`, `5s`, `1.5m`, `1h` — in milliseconds. A bare number is
- * refused: `interval: 5` would be read as 5 ms by some and 5 s by others.
+ * A duration with its unit (core's `parseDuration`), in milliseconds. A bare number is refused:
+ * `interval: 5` would be read as 5 ms by some and 5 s by others.
  */
 const duration = z
   .string({ error: 'expected a duration with its unit, e.g. "5s" or "250ms"' })
   .transform((text, context) => {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-    const ms = match ? Number(match[1]) * unitMs[match[2] as keyof typeof unitMs] : 0;
-    if (ms > 0) return ms;
+    const ms = parseDuration(text);
+    if (ms !== undefined && ms > 0) return ms;
     context.addIssue({
       code: 'custom',
       message: `"${text}" is not a positive duration like "5s" or "250ms"`,
