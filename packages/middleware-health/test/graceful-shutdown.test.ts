@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import { createTestClient, startServer } from '@switchyard/testing';
 import { createClient } from 'nice-grpc';
 import { ClientError, Status } from 'nice-grpc-common';
@@ -142,6 +143,29 @@ describe('gracefulShutdown', () => {
     const { client, close } = createTestClient(address);
     expect((await failure(client.unary({}))).code).toBe(Status.UNAVAILABLE);
     close();
+  });
+
+  it('sends HTTP/2 GOAWAY (NO_ERROR) once the drain period is over, not before', async () => {
+    const { server, address } = await startServer();
+    const session = http2.connect(`http://${address}`);
+    await new Promise((resolve) => session.once('connect', resolve));
+    const goaway = new Promise<{ code: number; at: number }>((resolve) =>
+      session.once('goaway', (code) => resolve({ code, at: performance.now() })),
+    );
+    const started = performance.now();
+    const shutdown = gracefulShutdown({
+      server,
+      drainMs: 300,
+      graceMs: 2000,
+      signals: [],
+      exitProcess: false,
+    }).shutdown();
+
+    const { code, at } = await goaway;
+    expect(code).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    expect(at - started).toBeGreaterThanOrEqual(300 - 1);
+    session.destroy();
+    expect(await shutdown).toMatchObject({ forced: false });
   });
 
   it('names the offending options when drainMs exceeds graceMs', async () => {
