@@ -1,3 +1,4 @@
+import { checkServerIdentity as checkServerName } from 'node:tls';
 import {
   type ChannelCredentials,
   experimental,
@@ -40,8 +41,8 @@ export function mtlsServerCredentials(
 /** Options of {@link mtlsChannelCredentials}. */
 export interface MtlsChannelOptions {
   /**
-   * Extra checks on the server's certificate after grpc-js has verified its chain and name; return
-   * an `Error` to refuse it. To verify a name other than the target's, set the channel option
+   * Extra checks on the server's certificate once its chain and name have been verified; return an
+   * `Error` to refuse it. To verify a name other than the target's, set the channel option
    * `grpc.ssl_target_name_override` instead.
    */
   checkServerIdentity?: VerifyOptions['checkServerIdentity'];
@@ -57,9 +58,16 @@ export function mtlsChannelCredentials(
   { checkServerIdentity }: MtlsChannelOptions = {},
 ): ChannelCredentials {
   if (!files.hasCa) throw new TypeError('TLS channel credentials need caFile');
+  // node:tls takes checkServerIdentity as a replacement for its name check, not an addition.
+  const verifyOptions: VerifyOptions = checkServerIdentity
+    ? {
+        checkServerIdentity: (host, cert) =>
+          checkServerName(host, cert) ?? checkServerIdentity(host, cert),
+      }
+    : {};
   return experimental.createCertificateProviderChannelCredentials(
     files,
     files.hasIdentity ? files : null,
-    checkServerIdentity ? { checkServerIdentity } : {},
+    verifyOptions,
   );
 }

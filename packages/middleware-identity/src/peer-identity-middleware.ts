@@ -70,11 +70,14 @@ export function peerIdentityServerMiddleware({
     let peerIdentity: VerifiedPeerIdentity | undefined = tlsPeer && { ...tlsPeer, tlsPeer };
     if (tlsPeer && trusted.some((matches) => matches(tlsPeer.id))) {
       const claimed = context.metadata.getAll(header);
-      if (claimed.length > 1 || claimed[0] === '') {
-        throw new ServerError(Status.UNAUTHENTICATED, `malformed ${header} header`);
+      if (claimed.length > 0) {
+        // Repeated headers may arrive joined with ", ", and no identity holds a comma or a space.
+        const [value] = claimed;
+        if (claimed.length > 1 || typeof value !== 'string' || !/^[^\s,]+$/.test(value)) {
+          throw new ServerError(Status.UNAUTHENTICATED, `malformed ${header} header`);
+        }
+        peerIdentity = { id: value, source: 'header', tlsPeer };
       }
-      if (typeof claimed[0] === 'string')
-        peerIdentity = { id: claimed[0], source: 'header', tlsPeer };
     } else {
       context.metadata.delete(header);
     }

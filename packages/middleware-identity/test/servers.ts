@@ -97,9 +97,10 @@ afterEach(() => {
 });
 
 /**
- * A TestService client on a channel of its own, closed after the test. It verifies the server as
- * `localhost` unless told otherwise: grpc-js would send the IP address as the TLS server name,
- * which node flags as deprecated (DEP0123, RFC 6066 forbids IP addresses there).
+ * A TestService client on a channel and connection of its own (grpc-js would otherwise share one
+ * connection among channels with equal credentials), closed after the test. It verifies the
+ * server as `localhost` unless told otherwise: grpc-js would send the IP address as the TLS
+ * server name, which node flags as deprecated (DEP0123, RFC 6066 forbids IP addresses there).
  */
 export function connectClient(
   address: string,
@@ -108,7 +109,10 @@ export function connectClient(
 ): TestServiceClient {
   const client = createTestClient(address, {
     credentials,
-    channelOptions: { 'grpc.ssl_target_name_override': serverName },
+    channelOptions: {
+      'grpc.ssl_target_name_override': serverName,
+      'grpc.use_local_subchannel_pool': 1,
+    },
   });
   clients.push(client);
   return client.client;
