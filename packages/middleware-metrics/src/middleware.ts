@@ -1,0 +1,262 @@
+import { type MeterProvider, metrics } from '@opentelemetry/api';
+import {
+  GrpcError,
+  type MethodDefinitionLike,
+  methodRecognizer,
+  parseGrpcTarget,
+  type RpcSemconvStability,
+  rpcSemconvStability,
+  type ServerEndpoint,
+  type ServiceDefinitionLike,
+  Status,
+  servedStatus,
+  serviceMethods,
+} from '@switchyard/core';
+import type {
+  CallContext,
+  CallOptions,
+  ClientMiddleware,
+  ClientMiddlewareCall,
+  MethodDescriptor,
+  ServerMiddleware,
+  ServerMiddlewareCall,
+} from 'nice-grpc-common';
+import {
+  type CallTally,
+  callInstruments,
+  callKind,
+  DEFAULT_DURATION_BUCKETS,
+  type MethodCell,
+  type MetricNaming,
+  type Side,
+} from './instruments.js';
+
+/** Options of {@link metricsServerMiddleware} and {@link metricsClientMiddleware}. */
+export interface MetricsOptions {
+  /** Where the instruments are created. Default: the global meter provider when the middleware is created. */
+  meterProvider?: MeterProvider;
+  /** `opentelemetry` (RPC semantic conventions) or `go-grpc-prometheus` names and labels. Default `opentelemetry`. */
+  naming?: MetricNaming;
+  /** Legacy and/or stable RPC conventions. Default: from `OTEL_SEMCONV_STABILITY_OPT_IN` (`rpc`, `rpc/dup`). */
+  semconvStability?: RpcSemconvStability;
+  /**
+   * The services whose methods are reported by name; any other method is `_OTHER`. Default:
+   * every method seen, up to `maxMethods` (nice-grpc only runs middleware for methods of a
+   * definition the app registered or compiled in).
+   */
+  services?: Iterable<ServiceDefinitionLike>;
+  /** Without `services`: distinct methods reported by name before the rest become `_OTHER`. Default 200. */
+  maxMethods?: number;
+  /** Call-duration histogram bounds in seconds. Default 100 µs … 5 min (20 buckets). */
+  durationBuckets?: readonly number[];
+  /**
+   * Record the serialized bytes of each call's messages. Costs one extra encode per message (the
+   * middleware sees decoded messages), so it is off by default; needs `services`, whose
+   * definitions hold the encoders. Default `false`.
+   */
+  messageSizes?: boolean;
+}
+
+/** Options of {@link metricsClientMiddleware}. */
+export interface ClientMetricsOptions extends MetricsOptions {
+  /**
+   * The channel target the clients call (`dns:///orders:50051`), reported as `server.address`
+   * and `server.port`. Default: none (a client middleware does not see its channel).
+   */
+  target?: string;
+}
+
+interface MeasuredMethod {
+  cell: MethodCell;
+  /** Set when message sizes are measured for this method. */
+  sizes: MethodDefinitionLike | undefined;
+}
+
+function measurer(
+  side: Side,
+  options: MetricsOptions,
+  endpoint: ServerEndpoint | undefined,
+): (method: MethodDescriptor) => MeasuredMethod {
+  const {
+    meterProvider = metrics.getMeterProvider(),
+    naming = 'opentelemetry',
+    semconvStability = rpcSemconvStability(),
+    maxMethods,
+    durationBuckets = DEFAULT_DURATION_BUCKETS,
+    messageSizes = false,
+  } = options;
+  const services = options.services === undefined ? undefined : [...options.services];
+  if (messageSizes && services === undefined) {
+    throw new TypeError(
+      'metrics: `messageSizes: true` needs `services` (the definitions hold the message encoders)',
+    );
+  }
+  const recognize = methodRecognizer({ services, maxMethods });
+  const meter = meterProvider.getMeter('@switchyard/middleware-metrics');
+  const instruments = callInstruments(meter, side, {
+    naming,
+    semconv: semconvStability,
+    durationBuckets,
+  });
+  const sizers = new Map<string, MethodDefinitionLike>();
+  if (messageSizes && services !== undefined) {
+    instruments.measureSizes();
+    for (const service of services) {
+      for (const method of serviceMethods(service)) sizers.set(method.path, method);
+    }
+  }
+  // nice-grpc creates one descriptor per method of a server or client, so after the first call
+  // a method's cell (with its precomputed attributes) is one WeakMap lookup away.
+  const measured = new WeakMap<MethodDescriptor, MeasuredMethod>();
+  return (method) => {
+    let entry = measured.get(method);
+    if (entry === undefined) {
+      entry = {
+        cell: instruments.cell(recognize(method.path), callKind(method), endpoint),
+        sizes: sizers.get(method.path),
+      };
+      measured.set(method, entry);
+    }
+    return entry;
+  };
+}
+
+function startTally(): CallTally {
+  return { received: 0, sent: 0, receivedBytes: 0, sentBytes: 0, streaming: false, sized: false };
+}
+
+async function* tap<T>(
+  messages: AsyncIterable<T>,
+  onMessage: (message: T) => void,
+): AsyncGenerator<T, void, undefined> {
+  for await (const message of messages) {
+    onMessage(message);
+    yield message;
+  }
+}
+
+/**
+ * Server middleware recording, per method: call duration by status, calls started and in
+ * flight, messages (and optionally bytes) per streaming call. Install it first (outermost) so
+ * that it times the whole call and sees calls that inner middleware reject.
+ */
+export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
+  const measure = measurer('server', options, undefined);
+  return async function* metricsServer<Request, Response>(
+    call: ServerMiddlewareCall<Request, Response>,
+    context: CallContext,
+  ): AsyncGenerator<Response, Response | void, undefined> {
+    const { cell, sizes } = measure(call.method);
+    cell.started++;
+    cell.active++;
+    const start = performance.now();
+    const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
+    let failed = false;
+    let error: unknown;
+    try {
+      let request: Request | AsyncIterable<Request> = call.request;
+      if (tally !== undefined) {
+        tally.streaming = call.requestStream || call.responseStream;
+        tally.sized = sizes !== undefined;
+        if (call.requestStream) {
+          request = tap(call.request, (message) => {
+            cell.received++;
+            tally.received++;
+            if (sizes) tally.receivedBytes += sizes.requestSize(message);
+          });
+        } else {
+          tally.received = 1;
+          if (sizes) tally.receivedBytes = sizes.requestSize(call.request);
+        }
+      }
+      if (!call.responseStream) {
+        const response = yield* call.next(request, context);
+        if (tally !== undefined) {
+          tally.sent = 1;
+          if (sizes) tally.sentBytes = sizes.responseSize(response);
+        }
+        return response;
+      }
+      if (tally === undefined) return yield* call.next(request, context);
+      yield* tap(call.next(request, context), (message) => {
+        cell.sent++;
+        tally.sent++;
+        if (sizes) tally.sentBytes += sizes.responseSize(message);
+      });
+      return;
+    } catch (e) {
+      failed = true;
+      error = e;
+      throw e;
+    } finally {
+      cell.finish(servedStatus(context, failed, error), performance.now() - start, tally);
+    }
+  };
+}
+
+/**
+ * Client middleware recording, per method: call duration by status (as the application saw
+ * it, retries included when installed outside middleware-retry), calls started and in flight,
+ * messages (and optionally bytes) per streaming call. Also counts retries, hedges and
+ * retry-budget refusals reported by middleware-retry.
+ */
+export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
+  const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
+  const measure = measurer('client', options, endpoint);
+  return async function* metricsClient<Request, Response>(
+    call: ClientMiddlewareCall<Request, Response>,
+    callOptions: CallOptions,
+  ): AsyncGenerator<Response, Response | void, undefined> {
+    const { cell, sizes } = measure(call.method);
+    cell.started++;
+    cell.active++;
+    const start = performance.now();
+    const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
+    let code: Status = Status.OK;
+    let settled = false;
+    try {
+      let request: Request | AsyncIterable<Request> = call.request;
+      if (tally !== undefined) {
+        tally.streaming = call.requestStream || call.responseStream;
+        tally.sized = sizes !== undefined;
+        if (call.requestStream) {
+          request = tap(call.request, (message) => {
+            cell.sent++;
+            tally.sent++;
+            if (sizes) tally.sentBytes += sizes.requestSize(message);
+          });
+        } else {
+          tally.sent = 1;
+          if (sizes) tally.sentBytes = sizes.requestSize(call.request);
+        }
+      }
+      if (!call.responseStream) {
+        const response = yield* call.next(request, callOptions);
+        settled = true;
+        if (tally !== undefined) {
+          tally.received = 1;
+          if (sizes) tally.receivedBytes = sizes.responseSize(response);
+        }
+        return response;
+      }
+      if (tally === undefined) {
+        yield* call.next(request, callOptions);
+      } else {
+        yield* tap(call.next(request, callOptions), (message) => {
+          cell.received++;
+          tally.received++;
+          if (sizes) tally.receivedBytes += sizes.responseSize(message);
+        });
+      }
+      settled = true;
+      return;
+    } catch (e) {
+      settled = true;
+      code = GrpcError.from(e).code;
+      throw e;
+    } finally {
+      // The application stopped reading a response stream early: the call was cancelled.
+      cell.finish(settled ? code : Status.CANCELLED, performance.now() - start, tally);
+    }
+  };
+}

@@ -1,0 +1,188 @@
+import { withInboundCall } from '@switchyard/core';
+import {
+  createTestClient,
+  type RunningTestServer,
+  startServer,
+  type TestClient,
+} from '@switchyard/testing';
+import { type ClientError, Metadata, Status } from 'nice-grpc-common';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type MetricsOptions,
+  metricsClientMiddleware,
+  metricsServerMiddleware,
+} from '../src/index.js';
+import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { type MetricFamily, seriesWith } from './prometheus-text.js';
+
+const SERVICE = 'switchyard.testing.v1.TestService';
+
+let meter: ScrapedMeter;
+let server: RunningTestServer;
+let client: TestClient;
+
+async function start(options: MetricsOptions): Promise<void> {
+  const { meterProvider } = meter;
+  server = await startServer({
+    middleware: [metricsServerMiddleware({ ...options, meterProvider })],
+    // Lets the server tell a deadline from a cancellation (grpc-js strips grpc-timeout).
+    serverOptions: withInboundCall(),
+  });
+  client = createTestClient(server.address, {
+    middleware: [metricsClientMiddleware({ ...options, meterProvider, target: server.address })],
+  });
+}
+
+/** 4 OK, 3 NOT_FOUND and 2 DEADLINE_EXCEEDED unary calls, all finished. */
+async function knownMix(): Promise<void> {
+  const calls: Promise<unknown>[] = [];
+  for (let i = 0; i < 4; i++) calls.push(client.client.unary({ payload: `ok-${i}` }));
+  for (let i = 0; i < 3; i++) {
+    calls.push(
+      client.client.unary({ statusCode: Status.NOT_FOUND, statusMessage: 'no such thing' }).then(
+        () => Promise.reject(new Error('expected NOT_FOUND')),
+        (error) => expect(error).toMatchObject({ code: Status.NOT_FOUND }),
+      ),
+    );
+  }
+  for (let i = 0; i < 2; i++) {
+    // nice-grpc's client has no deadline option: the header is what a deadline middleware sends.
+    const metadata = Metadata({ 'grpc-timeout': '50m' });
+    calls.push(
+      client.client.unary({ delayMs: 2_000 }, { metadata }).then(
+        () => Promise.reject(new Error('expected DEADLINE_EXCEEDED')),
+        (error: ClientError) => expect(error.code).toBe(Status.DEADLINE_EXCEEDED),
+      ),
+    );
+  }
+  await Promise.all(calls);
+}
+
+function histogram(families: Map<string, MetricFamily>, name: string) {
+  const family = families.get(name);
+  if (family === undefined) throw new Error(`no ${name} in the scrape`);
+  expect(family.type).toBe('histogram');
+  return family.histograms;
+}
+
+beforeEach(async () => {
+  meter = await startScrapedMeter();
+});
+
+afterEach(async () => {
+  client?.close();
+  await server?.stop();
+  await meter.close();
+});
+
+describe('a Prometheus scrape after OK / NOT_FOUND / DEADLINE_EXCEEDED calls', () => {
+  it('shows legacy and stable OpenTelemetry histograms and counters with the expected labels and counts', async () => {
+    await start({ semconvStability: { legacy: true, stable: true } });
+    await knownMix();
+    // The server records a deadline-exceeded call when grpc-js aborts it, possibly after the
+    // client has seen the status; wait until the server has nothing in flight.
+    await expect
+      .poll(async () => (await meter.scrape()).get('rpc_server_active_calls')?.samples[0]?.value)
+      .toBe(0);
+    const families = await meter.scrape();
+
+    // Stable conventions: seconds, full method name, string status, error.type on errors only.
+    const stable = histogram(families, 'rpc_server_call_duration');
+    expect(families.get('rpc_server_call_duration')?.unit).toBe('s');
+    const method = { rpc_system_name: 'grpc', rpc_method: `${SERVICE}/Unary` };
+    const ok = seriesWith(stable, { ...method, rpc_response_status_code: 'OK' });
+    expect(ok.count).toBe(4);
+    expect(ok.labels.error_type).toBeUndefined();
+    const notFound = seriesWith(stable, { ...method, rpc_response_status_code: 'NOT_FOUND' });
+    expect(notFound.count).toBe(3);
+    // NOT_FOUND is the server doing its job: not a server error under the gRPC conventions.
+    expect(notFound.labels.error_type).toBeUndefined();
+    const late = seriesWith(stable, {
+      ...method,
+      rpc_response_status_code: 'DEADLINE_EXCEEDED',
+      error_type: 'DEADLINE_EXCEEDED',
+    });
+    expect(late.count).toBe(2);
+    // The OK calls took nowhere near a second.
+    expect(ok.buckets.find(([le]) => le === 1)?.[1]).toBe(4);
+    expect(stable).toHaveLength(3);
+
+    // Legacy conventions: milliseconds, service and short method, numeric status code.
+    const legacy = histogram(families, 'rpc_server_duration');
+    expect(families.get('rpc_server_duration')?.unit).toBe('ms');
+    const legacyMethod = { rpc_system: 'grpc', rpc_service: SERVICE, rpc_method: 'Unary' };
+    expect(seriesWith(legacy, { ...legacyMethod, rpc_grpc_status_code: '0' }).count).toBe(4);
+    expect(seriesWith(legacy, { ...legacyMethod, rpc_grpc_status_code: '5' }).count).toBe(3);
+    expect(seriesWith(legacy, { ...legacyMethod, rpc_grpc_status_code: '4' }).count).toBe(2);
+    expect(families.get('rpc_server_duration')?.histograms[0]?.buckets[0]?.[0]).toBe(0.1);
+
+    // Client side: every non-OK status is an error; server.address/port come from the target.
+    const client = histogram(families, 'rpc_client_call_duration');
+    const clientMethod = {
+      ...method,
+      server_address: '127.0.0.1',
+      server_port: String(server.port),
+    };
+    expect(seriesWith(client, { ...clientMethod, rpc_response_status_code: 'OK' }).count).toBe(4);
+    expect(
+      seriesWith(client, {
+        ...clientMethod,
+        rpc_response_status_code: 'NOT_FOUND',
+        error_type: 'NOT_FOUND',
+      }).count,
+    ).toBe(3);
+    const clientLate = seriesWith(client, {
+      ...clientMethod,
+      rpc_response_status_code: 'DEADLINE_EXCEEDED',
+    });
+    expect(clientLate.count).toBe(2);
+    // The client waited out the 50 ms deadline: the histogram holds real durations.
+    expect(clientLate.sum).toBeGreaterThanOrEqual(2 * 0.05);
+    expect(clientLate.buckets.find(([le]) => le === 0.025)?.[1]).toBe(0);
+
+    // Calls started and in flight, per method.
+    for (const side of ['server', 'client']) {
+      const started = families.get(`rpc_${side}_call_started_total`);
+      expect(started?.type).toBe('counter');
+      expect(seriesWith(started?.samples ?? [], method).value).toBe(9);
+      const active = families.get(`rpc_${side}_active_calls`);
+      expect(active?.type).toBe('gauge');
+      expect(seriesWith(active?.samples ?? [], method).value).toBe(0);
+    }
+    // Unary calls record no per-stream message histograms.
+    expect(families.get('rpc_server_requests_per_rpc')?.histograms ?? []).toEqual([]);
+  });
+
+  it('shows go-grpc-prometheus names and labels when asked, so existing dashboards keep working', async () => {
+    await start({ naming: 'go-grpc-prometheus' });
+    await knownMix();
+    await expect
+      .poll(async () => (await meter.scrape()).get('grpc_server_in_flight')?.samples[0]?.value)
+      .toBe(0);
+    const families = await meter.scrape();
+    const labels = {
+      grpc_type: 'unary',
+      grpc_service: SERVICE,
+      grpc_method: 'Unary',
+      grpc_path: `/${SERVICE}/Unary`,
+    };
+    for (const side of ['server', 'client']) {
+      const started = families.get(`grpc_${side}_started_total`);
+      expect(started?.type).toBe('counter');
+      expect(seriesWith(started?.samples ?? [], labels).value).toBe(9);
+      const handled = families.get(`grpc_${side}_handled_total`);
+      expect(handled?.type).toBe('counter');
+      const byCode = Object.fromEntries(
+        (handled?.samples ?? []).map((s) => [s.labels.grpc_code, s.value]),
+      );
+      expect(byCode).toEqual({ OK: 4, NOT_FOUND: 3, DEADLINE_EXCEEDED: 2 });
+      const seconds = histogram(families, `grpc_${side}_handling_seconds`);
+      expect(seriesWith(seconds, { ...labels, grpc_code: 'NOT_FOUND' }).count).toBe(3);
+      expect(
+        seriesWith(seconds, { ...labels, grpc_code: 'DEADLINE_EXCEEDED' }).sum,
+      ).toBeGreaterThan(0.09);
+    }
+    // Nothing in the OpenTelemetry vocabulary is emitted alongside.
+    expect([...families.keys()].filter((name) => name.startsWith('rpc_'))).toEqual([]);
+  });
+});
