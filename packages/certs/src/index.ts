@@ -4,6 +4,7 @@ export {
   createCertificateAuthority,
   DEFAULT_CA_VALIDITY_DAYS,
 } from './authority.js';
+export { CERTS_USAGE, type CliOutput, CliUsageError, runCertsCli } from './cli.js';
 export {
   type CertificateOptions,
   type CertificateUsage,
