@@ -67,7 +67,11 @@ export function peerIdentityServerMiddleware({
     if (inbound === undefined) throw new ServerError(Status.INTERNAL, MISSING_INTERCEPTOR);
     const certificate = inbound.authContext.sslPeerCertificate;
     const tlsPeer = certificate && certificateIdentity(certificate);
-    let peerIdentity: VerifiedPeerIdentity | undefined = tlsPeer && { ...tlsPeer, tlsPeer };
+    let peerIdentity: VerifiedPeerIdentity | undefined = tlsPeer && {
+      id: tlsPeer.id,
+      source: tlsPeer.source,
+      tlsPeer,
+    };
     if (tlsPeer && trusted.some((matches) => matches(tlsPeer.id))) {
       const claimed = context.metadata.getAll(header);
       if (claimed.length > 0) {

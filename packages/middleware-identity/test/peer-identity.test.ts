@@ -157,7 +157,11 @@ describe('identity header from trusted proxies', () => {
         // Past an await, as real handlers are.
         await new Promise((resolve) => setTimeout(resolve, 5));
         const there = seen(await downstream.unary({}));
-        return TestResponse.fromPartial({ payload: JSON.stringify({ here, there }) });
+        // A header the handler sets itself is left as it is.
+        const explicit = seen(
+          await downstream.unary({}, { metadata: Metadata({ 'l5d-client-id': ADMIN }) }),
+        );
+        return TestResponse.fromPartial({ payload: JSON.stringify({ here, there, explicit }) });
       },
     };
     return startIdentityServer({
@@ -173,22 +177,27 @@ describe('identity header from trusted proxies', () => {
       front,
       mtlsChannelCredentials(await filesFor(pki, 'frontend', FRONTEND)),
     );
-    const { here, there } = JSON.parse((await client.unary({})).payload) as {
+    const { here, there, explicit } = JSON.parse((await client.unary({})).payload) as {
       here: SeenIdentity;
       there: SeenIdentity;
+      explicit: SeenIdentity;
     };
     expect(here).toEqual({
       id: FRONTEND,
       source: 'spiffe',
       scopePeer: { id: FRONTEND, source: 'spiffe' },
     });
-    expect(downstreamScopePeers).toEqual([{ id: FRONTEND, source: 'spiffe' }]);
+    expect(downstreamScopePeers).toEqual([
+      { id: FRONTEND, source: 'spiffe' },
+      { id: FRONTEND, source: 'spiffe' },
+    ]);
     expect(there).toMatchObject({
       id: FRONTEND,
       source: 'header',
       tlsPeer: GATEWAY,
       scopePeer: { id: FRONTEND, source: 'header' },
     });
+    expect(explicit).toMatchObject({ id: ADMIN, source: 'header', tlsPeer: GATEWAY });
   });
 
   it('does not believe a forged header from a client it does not trust, and hides it', async () => {
