@@ -1,0 +1,138 @@
+import {
+  authorizationDecisionChannel,
+  retryAttemptChannel,
+  retryBudgetExhaustedChannel,
+  Status,
+} from '@switchyard/core';
+import { createTestClient, startServer, TestServiceDefinition } from '@switchyard/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
+import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { seriesWith } from './prometheus-text.js';
+
+const UNARY = '/switchyard.testing.v1.TestService/Unary';
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function meter(): Promise<ScrapedMeter> {
+  const scraped = await startScrapedMeter();
+  cleanup.push(() => scraped.close());
+  return scraped;
+}
+
+describe('events from other middleware', () => {
+  it('counts retries, hedges and budget refusals by method, kind and status', async () => {
+    const { meterProvider, scrape } = await meter();
+    metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] });
+    // The retry middleware names the method by path; a path no client here calls is _OTHER.
+    const server = await startServer();
+    cleanup.push(() => server.stop());
+    const client = createTestClient(server.address, {
+      middleware: [metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] })],
+    });
+    cleanup.push(() => client.close());
+    await client.client.unary({});
+    const unavailable = Status.UNAVAILABLE;
+    retryAttemptChannel.publish({
+      method: UNARY,
+      attempt: 2,
+      delayMs: 10,
+      kind: 'retry',
+      code: unavailable,
+    });
+    retryAttemptChannel.publish({
+      method: UNARY,
+      attempt: 3,
+      delayMs: 20,
+      kind: 'retry',
+      code: unavailable,
+    });
+    retryAttemptChannel.publish({
+      method: UNARY,
+      attempt: 2,
+      delayMs: 0,
+      kind: 'hedge',
+      code: undefined,
+    });
+    retryAttemptChannel.publish({
+      method: '/other.Service/Method',
+      attempt: 2,
+      delayMs: 0,
+      kind: 'transparent',
+      code: Status.UNAVAILABLE,
+    });
+    retryBudgetExhaustedChannel.publish({ method: UNARY, code: unavailable });
+
+    const families = await scrape();
+    const attempts = families.get('rpc_client_retry_attempts_total')?.samples ?? [];
+    const unary = { rpc_service: 'switchyard.testing.v1.TestService', rpc_method: 'Unary' };
+    expect(
+      seriesWith(attempts, { ...unary, rpc_retry_kind: 'retry', rpc_grpc_status_code: '14' }).value,
+    ).toBe(2);
+    const hedge = seriesWith(attempts, { ...unary, rpc_retry_kind: 'hedge' });
+    expect(hedge.value).toBe(1);
+    expect(hedge.labels.rpc_grpc_status_code).toBeUndefined();
+    expect(
+      seriesWith(attempts, { rpc_method: '_OTHER', rpc_retry_kind: 'transparent' }).value,
+    ).toBe(1);
+    // Two client middleware share the meter, yet each event is counted once.
+    expect(attempts.reduce((sum, s) => sum + s.value, 0)).toBe(4);
+    const exhausted = families.get('rpc_client_retry_budget_exhausted_total')?.samples ?? [];
+    expect(
+      exhausted.map((s) => [s.labels.rpc_method, s.labels.rpc_grpc_status_code, s.value]),
+    ).toEqual([['Unary', '14', 1]]);
+  });
+
+  it('counts authorization decisions by method and decision, never by identity', async () => {
+    const { meterProvider, scrape } = await meter();
+    const server = await startServer({
+      middleware: [metricsServerMiddleware({ meterProvider, naming: 'go-grpc-prometheus' })],
+    });
+    cleanup.push(() => server.stop());
+    const client = createTestClient(server.address);
+    cleanup.push(() => client.close());
+    await client.client.unary({});
+    for (const decision of ['allow', 'allow', 'deny'] as const) {
+      authorizationDecisionChannel.publish({ method: UNARY, decision, identity: 'spiffe://x/y' });
+    }
+    authorizationDecisionChannel.publish({
+      method: UNARY,
+      decision: 'unauthenticated',
+      identity: undefined,
+    });
+    const families = await scrape();
+    const decisions = families.get('grpc_server_authorization_decisions_total')?.samples ?? [];
+    expect(decisions.map((s) => [s.labels.grpc_method, s.labels.decision, s.value]).sort()).toEqual(
+      [
+        ['Unary', 'allow', 2],
+        ['Unary', 'deny', 1],
+        ['Unary', 'unauthenticated', 1],
+      ],
+    );
+    expect(JSON.stringify(decisions)).not.toContain('spiffe');
+  });
+});
+
+describe('middleware sharing a meter', () => {
+  it('add up in one series per method instead of overwriting each other', async () => {
+    const { meterProvider, scrape } = await meter();
+    const servers = await Promise.all(
+      [0, 1].map(() => startServer({ middleware: [metricsServerMiddleware({ meterProvider })] })),
+    );
+    for (const server of servers) {
+      cleanup.push(() => server.stop());
+      const client = createTestClient(server.address);
+      cleanup.push(() => client.close());
+      await client.client.unary({});
+      await client.client.unary({});
+    }
+    const families = await scrape();
+    const started = families.get('rpc_server_call_started_total')?.samples ?? [];
+    expect(started.map((s) => [s.labels.rpc_method, s.value])).toEqual([['Unary', 4]]);
+    const duration = families.get('rpc_server_duration')?.histograms ?? [];
+    expect(duration.map((h) => h.count)).toEqual([4]);
+  });
+});

@@ -1,0 +1,170 @@
+import {
+  createTestClient,
+  type RunningTestServer,
+  startServer,
+  type TestClient,
+  TestRequest,
+  TestResponse,
+  TestServiceDefinition,
+} from '@switchyard/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type MetricsOptions,
+  metricsClientMiddleware,
+  metricsServerMiddleware,
+} from '../src/index.js';
+import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { type HistogramSeries, type MetricFamily, seriesWith } from './prometheus-text.js';
+
+const SERVICE = 'switchyard.testing.v1.TestService';
+
+let meter: ScrapedMeter;
+let server: RunningTestServer;
+let client: TestClient;
+
+async function start(options: MetricsOptions = {}): Promise<void> {
+  const { meterProvider } = meter;
+  const common = { ...options, meterProvider, semconvStability: { legacy: false, stable: true } };
+  server = await startServer({ middleware: [metricsServerMiddleware(common)] });
+  client = createTestClient(server.address, { middleware: [metricsClientMiddleware(common)] });
+}
+
+async function* requests(count: number, payload = 'x'): AsyncIterable<Partial<TestRequest>> {
+  for (let i = 0; i < count; i++) yield { payload: `${payload}${i}` };
+}
+
+function histogramOf(families: Map<string, MetricFamily>, name: string, method: string) {
+  return seriesWith(families.get(name)?.histograms ?? [], { rpc_method: `${SERVICE}/${method}` });
+}
+
+async function settledScrape(): Promise<Map<string, MetricFamily>> {
+  await expect
+    .poll(async () => {
+      const active = (await meter.scrape()).get('rpc_server_active_calls')?.samples ?? [];
+      return active.every((sample) => sample.value === 0);
+    })
+    .toBe(true);
+  return meter.scrape();
+}
+
+beforeEach(async () => {
+  meter = await startScrapedMeter();
+});
+
+afterEach(async () => {
+  client?.close();
+  await server?.stop();
+  await meter.close();
+});
+
+describe('streaming calls', () => {
+  it('record messages per call on both sides, for each kind of stream', async () => {
+    await start();
+    for await (const _ of client.client.serverStream({ responseCount: 5 })) {
+    }
+    await client.client.clientStream(requests(3));
+    for await (const _ of client.client.bidi(requests(4))) {
+    }
+    const families = await settledScrape();
+    const counts = (name: string, method: string): [number, number] => {
+      const series: HistogramSeries = histogramOf(families, name, method);
+      return [series.count, series.sum];
+    };
+    // Server: requests are received, responses sent; one streaming call per method.
+    expect(counts('rpc_server_requests_per_rpc', 'ServerStream')).toEqual([1, 1]);
+    expect(counts('rpc_server_responses_per_rpc', 'ServerStream')).toEqual([1, 5]);
+    expect(counts('rpc_server_requests_per_rpc', 'ClientStream')).toEqual([1, 3]);
+    expect(counts('rpc_server_responses_per_rpc', 'ClientStream')).toEqual([1, 1]);
+    expect(counts('rpc_server_requests_per_rpc', 'Bidi')).toEqual([1, 4]);
+    expect(counts('rpc_server_responses_per_rpc', 'Bidi')).toEqual([1, 4]);
+    // The client sees the same messages from the other end.
+    expect(counts('rpc_client_requests_per_rpc', 'ClientStream')).toEqual([1, 3]);
+    expect(counts('rpc_client_responses_per_rpc', 'ServerStream')).toEqual([1, 5]);
+    expect(counts('rpc_client_responses_per_rpc', 'Bidi')).toEqual([1, 4]);
+  });
+
+  it('counts stream messages live under go-grpc-prometheus naming, before the stream ends', async () => {
+    await start({ naming: 'go-grpc-prometheus' });
+    const responses = client.client.bidi(
+      (async function* () {
+        yield* requests(2);
+        // Keep the stream open until the scrape below has been taken.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      })(),
+    );
+    const iterator = responses[Symbol.asyncIterator]();
+    await iterator.next();
+    await iterator.next();
+    const families = await meter.scrape();
+    const labels = { grpc_type: 'bidi_stream', grpc_method: 'Bidi' };
+    expect(
+      seriesWith(families.get('grpc_server_msg_received_total')?.samples ?? [], labels).value,
+    ).toBe(2);
+    expect(
+      seriesWith(families.get('grpc_server_msg_sent_total')?.samples ?? [], labels).value,
+    ).toBe(2);
+    expect(
+      seriesWith(families.get('grpc_client_msg_sent_total')?.samples ?? [], labels).value,
+    ).toBe(2);
+    expect(seriesWith(families.get('grpc_server_in_flight')?.samples ?? [], labels).value).toBe(1);
+    while (!(await iterator.next()).done) {}
+  });
+
+  it('records a client that stops reading early as CANCELLED', async () => {
+    await start();
+    for await (const _ of client.client.serverStream({ responseCount: 100, delayMs: 5 })) {
+      break;
+    }
+    const families = await settledScrape();
+    const clientSide = families.get('rpc_client_call_duration')?.histograms ?? [];
+    expect(
+      seriesWith(clientSide, {
+        rpc_method: `${SERVICE}/ServerStream`,
+        rpc_response_status_code: 'CANCELLED',
+      }).count,
+    ).toBe(1);
+    // The server saw its client go away: a cancellation, not a server error.
+    const serverSide = families.get('rpc_server_call_duration')?.histograms ?? [];
+    const cancelled = seriesWith(serverSide, {
+      rpc_method: `${SERVICE}/ServerStream`,
+      rpc_response_status_code: 'CANCELLED',
+    });
+    expect(cancelled.labels.error_type).toBeUndefined();
+  });
+});
+
+describe('message sizes', () => {
+  it('records the serialized bytes of every message of a call, per direction', async () => {
+    await start({ services: [TestServiceDefinition], messageSizes: true });
+    const unary = { payload: 'hello', responseSize: 1000 };
+    const unaryResponse = await client.client.unary(unary);
+    const streamed: TestResponse[] = [];
+    for await (const response of client.client.bidi(requests(3, 'payload-'))) {
+      streamed.push(response);
+    }
+    const families = await settledScrape();
+    const bytes = (
+      message: TestRequest | TestResponse,
+      type: typeof TestRequest | typeof TestResponse,
+    ) => (type as typeof TestRequest).encode(message as TestRequest).finish().byteLength;
+    const requestBytes = bytes(TestRequest.fromPartial(unary), TestRequest);
+    const responseBytes = bytes(unaryResponse, TestResponse);
+    expect(responseBytes).toBeGreaterThan(1000);
+    expect(histogramOf(families, 'rpc_server_call_request_size', 'Unary').sum).toBe(requestBytes);
+    expect(histogramOf(families, 'rpc_server_call_response_size', 'Unary').sum).toBe(responseBytes);
+    expect(histogramOf(families, 'rpc_client_call_request_size', 'Unary').sum).toBe(requestBytes);
+    expect(histogramOf(families, 'rpc_client_call_response_size', 'Unary').sum).toBe(responseBytes);
+    const bidiRequests = [0, 1, 2]
+      .map((i) => bytes(TestRequest.fromPartial({ payload: `payload-${i}` }), TestRequest))
+      .reduce((a, b) => a + b);
+    const bidiResponses = streamed.map((r) => bytes(r, TestResponse)).reduce((a, b) => a + b);
+    expect(histogramOf(families, 'rpc_server_call_request_size', 'Bidi').sum).toBe(bidiRequests);
+    expect(histogramOf(families, 'rpc_client_call_response_size', 'Bidi').sum).toBe(bidiResponses);
+  });
+
+  it('refuses messageSizes without services, naming the option', () => {
+    expect(() => metricsServerMiddleware({ messageSizes: true })).toThrow(
+      /`messageSizes: true` needs `services`/,
+    );
+  });
+});
