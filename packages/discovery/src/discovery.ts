@@ -142,7 +142,8 @@ export class ResolutionPacer {
           : this.#requestedBy === undefined
             ? due
             : Math.min(due, this.#lastStart + this.#minRefreshIntervalMs);
-        timer = setTimeout(finish, Math.max(0, at - performance.now()));
+        // Waiting for the next resolution is not work that should keep a process alive.
+        timer = setTimeout(finish, Math.max(0, at - performance.now())).unref();
       };
       if (signal.aborted) return finish();
       signal.addEventListener('abort', finish, { once: true });

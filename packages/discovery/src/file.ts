@@ -55,7 +55,7 @@ export function fileDiscovery({
   try {
     watcher = watch(dirname(file), { persistent: false }, () => {
       clearTimeout(settleTimer);
-      settleTimer = setTimeout(() => pacer.wake(), settleMs);
+      settleTimer = setTimeout(() => pacer.wake(), settleMs).unref();
     });
     watcher.on('error', (cause) => {
       onError(

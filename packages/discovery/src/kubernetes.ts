@@ -188,9 +188,23 @@ function watchSlices(
     let controller: AbortController | undefined;
     let settled = false;
     let events = 0;
+    // The server ends every watch after timeoutSeconds; one still open well past that sits on a
+    // connection that died without a FIN or RST (a node gone, a NAT entry dropped).
+    const timeoutMs = Number(query.timeoutSeconds) * 1000;
+    const watchdog = setTimeout(
+      () => {
+        settle(
+          new Error(
+            `the watch outlived its ${timeoutMs / 1000} s timeout: connection presumed dead`,
+          ),
+        );
+      },
+      timeoutMs * 1.25 + 1_000,
+    );
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
+      clearTimeout(watchdog);
       signal.removeEventListener('abort', stop);
       controller?.abort();
       if (error) reject(error);

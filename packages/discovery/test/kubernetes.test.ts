@@ -248,6 +248,23 @@ describe('kubernetesDiscovery', () => {
     expect(errors).toEqual([]);
   });
 
+  it('gives up on a watch that outlives its timeout (a silently dead connection) and resumes', async () => {
+    api.apply(slice('api-a', ['10.0.0.1']));
+    api.ignoreWatchTimeouts();
+    const log = logUpdates(await start({ watchTimeoutSeconds: 1 }));
+    await log.waitFor(at8080(1));
+    await eventually(() => errors.length > 0, 5_000, 'the watchdog');
+    expect(errors[0]!.message).toBe(
+      'kubernetes EndpointSlices of default/api: the watch outlived its 1 s timeout: connection presumed dead; keeping the last good set',
+    );
+    await eventually(
+      () => api.requests.filter((r) => r.watch).length >= 2,
+      2_000,
+      'a resumed watch',
+    );
+    expect(api.requests.at(-1)!.query.get('resourceVersion')).toBe('1001');
+  });
+
   it('re-lists on 410 Gone, dropping what was deleted while it could not watch', async () => {
     api.apply(slice('api-a', ['10.0.0.1']));
     api.apply(slice('api-b', ['10.0.0.2']));

@@ -52,6 +52,7 @@ export async function startFakeKubeApi() {
   const watchers = new Set<Watcher>();
   const requests: { watch: boolean; query: URLSearchParams }[] = [];
   const failures: number[] = [];
+  let honourTimeouts = true;
 
   const server = createServer(
     { cert: serving.chainPem, key: serving.keyPem },
@@ -109,7 +110,9 @@ export async function startFakeKubeApi() {
       watchers.add(watcher);
       const timeoutSeconds = Number(url.searchParams.get('timeoutSeconds') ?? 0);
       const timer =
-        timeoutSeconds > 0 ? setTimeout(() => response.end(), timeoutSeconds * 1000) : undefined;
+        timeoutSeconds > 0 && honourTimeouts
+          ? setTimeout(() => response.end(), timeoutSeconds * 1000)
+          : undefined;
       response.on('close', () => {
         clearTimeout(timer);
         watchers.delete(watcher);
@@ -190,6 +193,10 @@ export async function startFakeKubeApi() {
     /** Cuts every open watch connection mid-stream (a network drop or an API server restart). */
     dropWatches() {
       for (const w of watchers) w.response.socket?.destroy();
+    },
+    /** Watches stay open past their timeoutSeconds, as on a connection that died silently. */
+    ignoreWatchTimeouts() {
+      honourTimeouts = false;
     },
     /** The next requests fail with these HTTP statuses, in order. */
     failNext(...statuses: number[]) {
