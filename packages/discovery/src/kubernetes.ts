@@ -245,10 +245,7 @@ function watchSlices(
 }
 
 /** The endpoints new calls may use, by kube-proxy's rule (see {@link kubernetesDiscovery}). */
-export function endpointsOfSlices(
-  slices: Iterable<V1EndpointSlice>,
-  port: string | number,
-): Endpoint[] {
+function endpointsOfSlices(slices: Iterable<V1EndpointSlice>, port: string | number): Endpoint[] {
   const ready: Endpoint[] = [];
   const servingTerminating: Endpoint[] = [];
   // By name, so that which duplicate's labels win does not depend on arrival order.
