@@ -119,7 +119,7 @@ export async function* hedgedCall<Request, Response>(
   const mayStartMore = (): boolean => !stopped && started < plan.maxAttempts;
   /** Deadline and budget allow the next attempt; otherwise no more start. */
   const admitNext = (): boolean => {
-    if (plan.deadline !== undefined && nextAt + plan.minAttemptTimeMs > plan.deadline) {
+    if (plan.deadline !== undefined && Date.now() + plan.minAttemptTimeMs > plan.deadline) {
       stopped = true;
     } else if (!plan.budget.withdraw()) {
       if (nextAfter !== undefined) announceBudgetExhausted(method, nextAfter.code);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { currentCallScope } from '@switchyard/core';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
@@ -31,9 +32,6 @@ export interface RetryMiddlewareOptions {
   /** Uniform random numbers in [0, 1) for the backoff jitter. Default `Math.random`. */
   random?: () => number;
 }
-
-// The backoff waits on the caller's signal; calls without one wait on this, which never aborts.
-const NEVER_ABORTED = new AbortController().signal;
 
 /**
  * Creates a retry middleware with its own default budget (and, for tests, random source).
@@ -149,7 +147,14 @@ export function createRetryMiddleware({
             transparent ? 'transparent' : 'retry',
             error,
           );
-          if (delayMs > 0) await delay(nextOptions.signal ?? NEVER_ABORTED, delayMs);
+          if (delayMs > 0) {
+            // A call without a signal sleeps without one: a shared never-aborted signal would
+            // collect one listener per concurrent backoff.
+            await (nextOptions.signal ? delay(nextOptions.signal, delayMs) : sleep(delayMs));
+            // Timers fire late on a busy event loop; the plan above does not excuse a late start.
+            if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
+              throw error;
+          }
           attemptOptions = {
             ...nextOptions,
             metadata: attemptMetadata(nextOptions.metadata, attempt + 1),

@@ -1,9 +1,9 @@
-import { createTestServiceImpl, TestServiceDefinition } from '@switchyard/testing';
+import { createTestServiceImpl, startServer, TestServiceDefinition } from '@switchyard/testing';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
-import { ClientError, Status } from 'nice-grpc-common';
+import { ClientError, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createRetryMiddleware, type RetryEvent } from '../src/index.js';
-import { closedPort, type RawStreamAction, startRawGrpcServer } from './support.js';
+import { closedPort, type RawStreamAction, servedAttempts, startRawGrpcServer } from './support.js';
 
 // The test service's methods are not declared idempotent, so every retry below is transparent.
 
@@ -111,6 +111,19 @@ describe('transparent retry: failures that prove the server never processed the 
       .catch((e: unknown) => e);
     expect((error as ClientError).code).toBe(Status.UNAVAILABLE);
     expect(raw.streams()).toBe(1);
+  });
+
+  test('a server’s own UNAVAILABLE is never transparent, even worded like grpc-js’s', async () => {
+    const { middleware, attempts } = servedAttempts(() => {
+      throw new ServerError(Status.UNAVAILABLE, 'Stream refused by server');
+    });
+    const server = await startServer({ middleware: [middleware] });
+    cleanup.push(() => server.forceStop());
+    const error = await client(server.address)
+      .unary({}, { retryMaxAttempts: 3 })
+      .catch((e: unknown) => e);
+    expect((error as ClientError).details).toBe('Stream refused by server');
+    expect(attempts).toHaveLength(1);
   });
 
   test('a dropped connection is not transparent: the handler may have run', async () => {
