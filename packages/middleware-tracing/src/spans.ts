@@ -1,0 +1,194 @@
+import {
+  type Attributes,
+  type Context,
+  context as contextApi,
+  propagation,
+  type Span,
+  SpanKind,
+  type SpanOptions,
+  SpanStatusCode,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
+import {
+  isServerError,
+  type MethodRecognitionOptions,
+  methodRecognizer,
+  type RpcSemconvStability,
+  rpcSemconvStability,
+  type ServerEndpoint,
+  Status,
+  statusName,
+} from '@switchyard/core';
+import type { Metadata, MethodDescriptor } from 'nice-grpc-common';
+
+/** Options of {@link tracingServerMiddleware} and {@link tracingClientMiddleware}. */
+export interface TracingOptions extends MethodRecognitionOptions {
+  /** Where spans are created. Default: the global tracer provider. */
+  tracerProvider?: TracerProvider;
+  /**
+   * Reads and writes the trace context in metadata. Default: the global propagator, which the
+   * OpenTelemetry SDK sets from `OTEL_PROPAGATORS` (W3C `tracecontext,baggage` by default).
+   */
+  propagator?: Pick<TextMapPropagator, 'inject' | 'extract'>;
+  /** Legacy and/or stable RPC conventions. Default: from `OTEL_SEMCONV_STABILITY_OPT_IN`. */
+  semconvStability?: RpcSemconvStability;
+  /** Add an `rpc.message` event for each message of a streaming call. Default `true`. */
+  messageEvents?: boolean;
+}
+
+/** nice-grpc metadata as an OpenTelemetry carrier. */
+export const metadataGetter: TextMapGetter<Metadata> = {
+  get: (carrier, key) => carrier.get(key) as string | undefined,
+  keys: (carrier) => Array.from(carrier, ([key]) => key),
+};
+
+export const metadataSetter: TextMapSetter<Metadata> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+/** What a span of one method starts with, computed once per method. */
+export interface MethodSpan {
+  readonly name: string;
+  readonly options: SpanOptions;
+}
+
+/** What the middleware of one side needs, resolved from its options once. */
+export interface SpanFactory {
+  readonly tracer: Tracer;
+  readonly propagator: Pick<TextMapPropagator, 'inject' | 'extract'>;
+  readonly messageEvents: boolean;
+  /** The span name and start options of a method. */
+  method(descriptor: MethodDescriptor): MethodSpan;
+  /** Status attributes by code, per the selected conventions. */
+  readonly statusAttributes: readonly Attributes[];
+}
+
+/**
+ * Resolves options into a factory of per-method span descriptions. Span names follow the
+ * conventions: `package.Service/Method`, or `grpc` for an unrecognized method under the stable
+ * conventions (which then carry the real name in `rpc.method_original`).
+ */
+export function spanFactory(
+  kind: SpanKind,
+  options: TracingOptions,
+  endpoint: ServerEndpoint | undefined,
+): SpanFactory {
+  const {
+    tracerProvider = trace.getTracerProvider(),
+    propagator = propagation,
+    semconvStability = rpcSemconvStability(),
+    messageEvents = true,
+  } = options;
+  const recognize = methodRecognizer(options);
+  const tracer = tracerProvider.getTracer('@switchyard/middleware-tracing');
+  const server: Attributes = {};
+  if (endpoint !== undefined) {
+    server['server.address'] = endpoint.address;
+    if (endpoint.port !== undefined) server['server.port'] = endpoint.port;
+  }
+  const methods = new WeakMap<MethodDescriptor, MethodSpan>();
+  return {
+    tracer,
+    propagator,
+    messageEvents,
+    statusAttributes: Array.from({ length: 17 }, (_, code) => {
+      const attributes: Attributes = {};
+      if (semconvStability.legacy) attributes['rpc.grpc.status_code'] = code;
+      if (semconvStability.stable) {
+        attributes['rpc.response.status_code'] = statusName(code);
+        if (spanIsError(kind, code)) {
+          attributes['error.type'] = statusName(code);
+        }
+      }
+      return Object.freeze(attributes);
+    }),
+    method(descriptor) {
+      let span = methods.get(descriptor);
+      if (span !== undefined) return span;
+      const name = recognize(descriptor.path);
+      const original = descriptor.path.slice(1);
+      const attributes: Attributes = { ...server };
+      if (semconvStability.legacy) {
+        attributes['rpc.system'] = 'grpc';
+        attributes['rpc.service'] = name.service;
+        attributes['rpc.method'] = name.method;
+      }
+      // Under `rpc/dup` the stable `rpc.method` (the full name) replaces the legacy short one.
+      if (semconvStability.stable) {
+        attributes['rpc.system.name'] = 'grpc';
+        attributes['rpc.method'] = name.fullName;
+        if (!name.recognized) attributes['rpc.method_original'] = original;
+      }
+      span = {
+        name: name.recognized ? name.fullName : semconvStability.stable ? 'grpc' : original,
+        options: { kind, attributes: Object.freeze(attributes) },
+      };
+      methods.set(descriptor, span);
+      return span;
+    },
+  };
+}
+
+/**
+ * Whether a status makes the span an error: every non-OK status on a client span, only the six
+ * server faults on a server span (a NOT_FOUND is the server doing its job).
+ */
+export function spanIsError(kind: SpanKind, code: Status): boolean {
+  return kind === SpanKind.SERVER ? isServerError(code) : code !== Status.OK;
+}
+
+/** Sets the status attributes and span status, records the error, and ends the span. */
+export function endSpan(
+  span: Span,
+  factory: SpanFactory,
+  kind: SpanKind,
+  code: Status,
+  error: unknown,
+): void {
+  span.setAttributes(factory.statusAttributes[code] as Attributes);
+  if (spanIsError(kind, code)) {
+    const message =
+      error instanceof Error
+        ? ((error as { details?: string }).details ?? error.message)
+        : statusName(code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message });
+    if (error instanceof Error) span.recordException(error);
+  }
+  span.end();
+}
+
+/** Adds an `rpc.message` event for each message passing through. */
+export async function* messageEvents<T>(
+  messages: AsyncIterable<T>,
+  span: Span,
+  type: 'SENT' | 'RECEIVED',
+): AsyncGenerator<T, void, undefined> {
+  let id = 0;
+  for await (const message of messages) {
+    span.addEvent('rpc.message', { 'rpc.message.type': type, 'rpc.message.id': ++id });
+    yield message;
+  }
+}
+
+/**
+ * Runs every step of `generator` with `ctx` as the active OpenTelemetry context, so spans
+ * created by the handler (or by other instrumentation) nest under the call's span when a
+ * context manager is installed. Costs nothing measurable without one.
+ */
+export function bindContext<T, R>(
+  ctx: Context,
+  generator: AsyncGenerator<T, R, undefined>,
+): AsyncGenerator<T, R, undefined> {
+  const bound: AsyncGenerator<T, R, undefined> = {
+    next: () => contextApi.with(ctx, () => generator.next()),
+    return: (value) => contextApi.with(ctx, () => generator.return(value)),
+    throw: (error) => contextApi.with(ctx, () => generator.throw(error)),
+    [Symbol.asyncIterator]: () => bound,
+  };
+  return bound;
+}
