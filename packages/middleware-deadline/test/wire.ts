@@ -1,6 +1,6 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { encodeMessage } from '@switchyard/core';
+import { encodeMessage, MessageDecoder } from '@switchyard/core';
 import { TestRequest, TestResponse } from '@switchyard/testing';
 
 /** One request as a raw HTTP/2 gRPC server received it. */
@@ -53,6 +53,7 @@ export async function startWireServer({ answer }: { answer: boolean }) {
 /** What a raw HTTP/2 client read back from one gRPC call. */
 export interface WireAnswer {
   httpStatus: number | undefined;
+  responses: TestResponse[];
   grpcStatus: string | undefined;
   grpcMessage: string | undefined;
 }
@@ -77,6 +78,7 @@ export function rawUnaryCall(
   return new Promise((resolve, reject) => {
     const answer: WireAnswer = {
       httpStatus: undefined,
+      responses: [],
       grpcStatus: undefined,
       grpcMessage: undefined,
     };
@@ -90,7 +92,10 @@ export function rawUnaryCall(
     });
     stream.on('trailers', read);
     stream.on('error', reject);
-    stream.resume();
+    const decoder = new MessageDecoder();
+    stream.on('data', (chunk: Buffer) => {
+      for (const { data } of decoder.push(chunk)) answer.responses.push(TestResponse.decode(data));
+    });
     stream.on('close', () => resolve(answer));
   });
 }
