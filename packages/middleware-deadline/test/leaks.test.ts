@@ -43,7 +43,6 @@ it(`leaves no timer or listener behind after ${CALLS} calls, some past their dea
   await client.unary({}, { deadline: 1_000, signal: caller.signal });
   const timersBefore = activeTimers();
 
-  const t0 = Date.now();
   const outcomes = new Map<string, number>();
   let next = 0;
   async function worker() {
@@ -61,7 +60,6 @@ it(`leaves no timer or listener behind after ${CALLS} calls, some past their dea
     }
   }
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  console.log(Object.fromEntries(outcomes), Date.now() - t0);
   expect(Object.fromEntries(outcomes)).toEqual({
     OK: CALLS - CALLS / LATE_EVERY,
     DEADLINE_EXCEEDED: CALLS / LATE_EVERY,
@@ -70,5 +68,6 @@ it(`leaves no timer or listener behind after ${CALLS} calls, some past their dea
   // The handlers that ignored their deadline are still sleeping; let them finish.
   await sleep(100);
   expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
-  expect(activeTimers()).toBe(timersBefore);
+  // A leak would show as hundreds of timers; grpc-js's own few come and go.
+  expect(activeTimers()).toBeLessThanOrEqual(timersBefore);
 });
