@@ -155,13 +155,13 @@ export async function* hedgedCall<Request, Response>(
       const outcome = await Promise.race(contenders);
       wait?.abort();
       wait = undefined;
-      if (signal?.aborted) throw new AbortError();
+      // The wait is aborted only by the caller, whose abort also fails every attempt.
+      if (outcome === 'aborted' || signal?.aborted) throw new AbortError();
 
       if (outcome === 'next') {
         if (admitNext()) startAttempt();
         continue;
       }
-      if (outcome === 'aborted') continue;
 
       const { attempt } = outcome;
       attempts.delete(attempt);
@@ -176,7 +176,7 @@ export async function* hedgedCall<Request, Response>(
       const nonFatal =
         error instanceof ClientError &&
         (plan.retryableStatuses.includes(error.code) ||
-          (plan.transparentRetry && isTransparentFailure(error, attempt.trailers, false)));
+          (plan.transparentRetry && isTransparentFailure(error, attempt.trailers)));
       if (!nonFatal) {
         commit(attempt);
         throw error;

@@ -1,11 +1,9 @@
 export { fullJitterBackoff } from './backoff.js';
 export { DEFAULT_RETRYABLE_STATUSES, type RetryEvent, type RetryOptions } from './options.js';
-export { parsePushback } from './pushback.js';
-export { estimateMessageSize } from './request-replay.js';
+export { NO_RETRY, parsePushback } from './pushback.js';
 export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 export {
   createRetryMiddleware,
   type RetryMiddlewareOptions,
   retryMiddleware,
 } from './retry-middleware.js';
-export { isTransparentFailure } from './transparent-failure.js';

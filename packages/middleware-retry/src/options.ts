@@ -64,9 +64,9 @@ export interface RetryOptions {
   hedgingDelayMs?: number;
   /**
    * The call's deadline, as nice-grpc-client-middleware-deadline and @switchyard/middleware-deadline
-   * name it: read to plan attempts, and passed on (as a `Date`) to the deadline middleware when it
-   * runs after this one. The deadline of the inbound call being served (`currentCallScope()`)
-   * applies too; the earlier one counts.
+   * name it: read to plan attempts, and passed on to a deadline middleware installed inside this
+   * one (a relative deadline becomes the same `Date` for every attempt). The deadline of the
+   * inbound call being served (`currentCallScope()`) applies too; the earlier one counts.
    */
   deadline?: Date | number;
 }

@@ -36,9 +36,10 @@ export interface RetryMiddlewareOptions {
 /**
  * Creates a retry middleware with its own default budget (and, for tests, random source).
  *
- * Install it before (inside) a deadline middleware so that the deadline also ends a backoff:
- * `createClientFactory().use(retry).use(deadline)`; after (outside) it, it still plans within
- * the `deadline` option and passes it on to each attempt.
+ * Install it outside a deadline middleware — `createClientFactory().use(deadline).use(retry)` —
+ * so that it sees the `deadline` option, plans its attempts within it and hands each attempt
+ * what is left. Inside one (nice-grpc's recommended order) the deadline still ends the call,
+ * but the retry cannot see it to plan with.
  */
 export function createRetryMiddleware({
   budget = createRetryBudget(),
@@ -64,7 +65,8 @@ export function createRetryMiddleware({
       hedgingDelayMs = 0,
       ...nextOptions
     } = options;
-    const startedAt = Date.now();
+    // Only a relative `deadline` needs the start time; the success path skips the clock.
+    const startedAt = typeof options.deadline === 'number' ? Date.now() : 0;
     const scope = currentCallScope();
     const method = call.method.path;
     retryBudget.deposit();
@@ -93,7 +95,7 @@ export function createRetryMiddleware({
     const replay = call.requestStream
       ? new RequestReplay(call.request, retryBufferLimitBytes)
       : undefined;
-    let attemptOptions: CallOptions = nextOptions;
+    let attemptOptions = nextOptions;
     let backoffIndex = 0;
     let deadline: number | undefined;
 
@@ -115,7 +117,7 @@ export function createRetryMiddleware({
           if (!(error instanceof ClientError) || received || replay?.replayable === false) {
             throw error;
           }
-          const transparent = transparentRetry && isTransparentFailure(error, trailers, false);
+          const transparent = transparentRetry && isTransparentFailure(error, trailers);
           if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
           if (attempt > retryMaxAttempts) throw error;
 
@@ -161,7 +163,7 @@ export function createRetryMiddleware({
           };
           // A relative deadline would restart with every attempt; later ones get the same instant.
           if (typeof options.deadline === 'number') {
-            (attemptOptions as RetryOptions).deadline = new Date(deadline!);
+            attemptOptions.deadline = new Date(deadline!);
           }
         }
       }

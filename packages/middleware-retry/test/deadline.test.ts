@@ -1,8 +1,9 @@
 import { type CallScope, runInCallScope } from '@switchyard/core';
+import { deadlineMiddleware as switchyardDeadlineMiddleware } from '@switchyard/middleware-deadline';
 import { startServer, TestServiceDefinition } from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
-import { deadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
+import { deadlineMiddleware as niceGrpcDeadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { type ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, expect, test } from 'vitest';
 import { createRetryMiddleware } from '../src/index.js';
@@ -12,6 +13,11 @@ const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
+
+const deadlineMiddlewares = [
+  ['nice-grpc-client-middleware-deadline', niceGrpcDeadlineMiddleware],
+  ['@switchyard/middleware-deadline', switchyardDeadlineMiddleware],
+] as const;
 
 const DEADLINE_MS = 300;
 const MIN_ATTEMPT_MS = 10;
@@ -40,27 +46,31 @@ async function timedFailure(call: () => Promise<unknown>) {
   return { started, ended: Date.now(), error: error as ClientError };
 }
 
-test('deadline option, retry outside the deadline middleware: no attempt starts after the deadline (or with < 10 ms left), and the call ends by deadline + 20 ms', async () => {
-  const { channel, attempts } = await channelTo(failFirst(Number.POSITIVE_INFINITY));
-  const clock = attemptStarts();
-  const client = createClientFactory()
-    .use(clock.middleware)
-    .use(deadlineMiddleware)
-    .use(createRetryMiddleware())
-    .create(TestServiceDefinition, channel);
-  const deadline = new Date(Date.now() + DEADLINE_MS);
-  const { ended, error } = await timedFailure(() => client.unary({}, { ...alwaysRetry, deadline }));
-  // The last attempt's own failure, or DEADLINE_EXCEEDED when the deadline cut it short.
-  expect([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED]).toContain(error.code);
-  expect(clock.starts.length).toBeGreaterThan(3);
-  expect(attempts).toHaveLength(clock.starts.length);
-  for (const start of clock.starts) {
-    expect(start).toBeLessThanOrEqual(deadline.getTime() - MIN_ATTEMPT_MS);
-  }
-  expect(ended).toBeLessThanOrEqual(deadline.getTime() + 20);
-});
+for (const [name, deadlineMiddleware] of deadlineMiddlewares) {
+  test(`deadline option, retry outside ${name}: no attempt starts after the deadline (or with < 10 ms left), and the call ends by deadline + 20 ms`, async () => {
+    const { channel, attempts } = await channelTo(failFirst(Number.POSITIVE_INFINITY));
+    const clock = attemptStarts();
+    const client = createClientFactory()
+      .use(clock.middleware)
+      .use(deadlineMiddleware)
+      .use(createRetryMiddleware())
+      .create(TestServiceDefinition, channel);
+    const deadline = new Date(Date.now() + DEADLINE_MS);
+    const { ended, error } = await timedFailure(() =>
+      client.unary({}, { ...alwaysRetry, deadline }),
+    );
+    // The last attempt's own failure, or DEADLINE_EXCEEDED when the deadline cut it short.
+    expect([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED]).toContain(error.code);
+    expect(clock.starts.length).toBeGreaterThan(3);
+    expect(attempts).toHaveLength(clock.starts.length);
+    for (const start of clock.starts) {
+      expect(start).toBeLessThanOrEqual(deadline.getTime() - MIN_ATTEMPT_MS);
+    }
+    expect(ended).toBeLessThanOrEqual(deadline.getTime() + 20);
+  });
+}
 
-test('deadline middleware outside the retry (nice-grpc’s recommended order): its deadline still ends the call and the backoff', async () => {
+test('nice-grpc’s deadline middleware outside the retry (its recommended order): its deadline still ends the call and the backoff', async () => {
   // The retry middleware cannot see a deadline that an outer middleware consumed, so here the
   // guarantee is the deadline middleware's timer: attempts stop when it fires.
   const { channel } = await channelTo(failFirst(Number.POSITIVE_INFINITY));
@@ -68,7 +78,7 @@ test('deadline middleware outside the retry (nice-grpc’s recommended order): i
   const client = createClientFactory()
     .use(clock.middleware)
     .use(createRetryMiddleware())
-    .use(deadlineMiddleware)
+    .use(niceGrpcDeadlineMiddleware)
     .create(TestServiceDefinition, channel);
   const deadline = new Date(Date.now() + DEADLINE_MS);
   const { ended, error } = await timedFailure(() => client.unary({}, { ...alwaysRetry, deadline }));
@@ -128,7 +138,7 @@ test('the last attempt gets what is left of the deadline, not a fresh relative o
   const channel = createChannel(server.address);
   cleanup.push(() => channel.close());
   const client = createClientFactory()
-    .use(deadlineMiddleware)
+    .use(switchyardDeadlineMiddleware)
     .use(createRetryMiddleware({ random: () => 0 }))
     .create(TestServiceDefinition, channel);
   const { started, ended, error } = await timedFailure(() =>
@@ -145,7 +155,7 @@ test('a pushback reaching past the deadline fails at once with the original erro
     throw new ServerError(Status.UNAVAILABLE, 'come back in 500 ms');
   });
   const client = createClientFactory()
-    .use(deadlineMiddleware)
+    .use(niceGrpcDeadlineMiddleware)
     .use(createRetryMiddleware())
     .create(TestServiceDefinition, channel);
   const { started, ended, error } = await timedFailure(() =>
