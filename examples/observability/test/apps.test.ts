@@ -1,0 +1,164 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Status } from 'nice-grpc-common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Shared test helpers of the sibling packages: a strict Prometheus text parser and a decoding
+// OTLP/HTTP receiver.
+import {
+  type MetricFamily,
+  parsePrometheusText,
+  seriesWith,
+} from '../../../packages/middleware-metrics/test/prometheus-text.js';
+import {
+  type OtlpReceiver,
+  type ReceivedSpan,
+  startOtlpReceiver,
+} from '../../../packages/middleware-tracing/test/otlp-receiver.js';
+
+// The example apps run as they would outside docker: `node dist/app.js`, configured by the
+// environment, exporting traces over OTLP (here to a receiver in the test) and serving metrics.
+
+const dist = (script: string) => fileURLToPath(new URL(`../dist/${script}`, import.meta.url));
+const METHOD = 'switchyard.testing.v1.TestService/Unary';
+
+interface Started {
+  service: string;
+  grpc: string;
+  metrics: string;
+}
+
+const children: ChildProcess[] = [];
+let receiver: OtlpReceiver;
+const apps = new Map<string, Started>();
+let loadOutcome: Record<string, number>;
+
+function baseEnv(): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+    OTEL_METRICS_EXPORTER: 'prometheus',
+    OTEL_LOGS_EXPORTER: 'none',
+    OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
+    OTEL_EXPORTER_PROMETHEUS_PORT: '0',
+  };
+}
+
+function run(script: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [dist(script)], {
+    env: { ...baseEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+async function firstLine(child: ChildProcess): Promise<string> {
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) return line;
+  throw new Error(`process ${child.pid} exited (code ${child.exitCode}) before printing`);
+}
+
+async function startApp(service: string, next?: Started): Promise<Started> {
+  const child = run('app.js', {
+    SERVICE: service,
+    GRPC_ADDRESS: '127.0.0.1:0',
+    ...(next ? { NEXT: next.grpc } : {}),
+  });
+  const started = JSON.parse(await firstLine(child)) as Started;
+  apps.set(service, started);
+  return started;
+}
+
+async function scrape(service: string): Promise<Map<string, MetricFamily>> {
+  const response = await fetch(apps.get(service)?.metrics ?? '');
+  return parsePrometheusText(await response.text());
+}
+
+beforeAll(async () => {
+  if (!existsSync(dist('app.js'))) {
+    throw new Error('examples/observability is not built: run `npx turbo run build` first');
+  }
+  receiver = await startOtlpReceiver();
+  const inventory = await startApp('inventory');
+  const orders = await startApp('orders', inventory);
+  const frontend = await startApp('frontend', orders);
+  // A generous deadline: first calls open connections on a loaded machine.
+  const load = run('load.js', { FRONTEND: frontend.grpc, CALLS: '20', DEADLINE: '1500' });
+  loadOutcome = JSON.parse(await firstLine(load));
+  await new Promise((resolve) => load.once('exit', resolve));
+}, 60_000);
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await receiver?.close();
+});
+
+describe('the example apps, run with node', () => {
+  it('answer the load generator: 16 OK, 2 NOT_FOUND from inventory, 2 past their deadline', () => {
+    expect(loadOutcome).toEqual({ OK: 16, NOT_FOUND: 2, DEADLINE_EXCEEDED: 2 });
+  });
+
+  it('show per-method metrics on their scrape endpoints', async () => {
+    for (const service of ['frontend', 'orders', 'inventory']) {
+      const families = await scrape(service);
+      const duration = families.get('rpc_server_duration')?.histograms ?? [];
+      const count = (code: Status) =>
+        seriesWith(duration, { rpc_method: 'Unary', rpc_grpc_status_code: String(code) }).count;
+      expect([count(Status.OK), count(Status.NOT_FOUND)], service).toEqual([16, 2]);
+      // Deadlines propagate: every hop ran out of time on the two slow calls.
+      await expect
+        .poll(async () => {
+          const late = (await scrape(service)).get('rpc_server_duration')?.histograms ?? [];
+          return seriesWith(late, { rpc_grpc_status_code: String(Status.DEADLINE_EXCEEDED) }).count;
+        })
+        .toBe(2);
+      expect(families.get('target_info')?.samples[0]?.labels.service_name).toBe(service);
+      if (service !== 'inventory') {
+        const client = families.get('rpc_client_duration')?.histograms ?? [];
+        const next = apps.get(service === 'frontend' ? 'orders' : 'inventory') as Started;
+        expect(
+          seriesWith(client, {
+            rpc_grpc_status_code: '0',
+            server_port: next.grpc.split(':')[1] as string,
+          }).count,
+        ).toBe(16);
+      }
+    }
+  });
+
+  it('send one trace per call across the four processes, and stop cleanly on SIGTERM', async () => {
+    const exits = children
+      .filter((child) => child.exitCode === null)
+      .map((child) => {
+        child.kill('SIGTERM');
+        return new Promise<number | null>((resolve) => child.once('exit', resolve));
+      });
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
+
+    const traces = new Map<string, ReceivedSpan[]>();
+    for (const span of receiver.spans) {
+      traces.set(span.traceId, [...(traces.get(span.traceId) ?? []), span]);
+    }
+    expect(traces.size).toBe(20);
+    for (const spans of traces.values()) {
+      expect(spans.every((span) => span.name === METHOD)).toBe(true);
+      const chain: ReceivedSpan[] = [spans.find((s) => s.parentSpanId === '') as ReceivedSpan];
+      for (let i = 1; i < spans.length; i++) {
+        const child = spans.find((s) => s.parentSpanId === chain.at(-1)?.spanId);
+        if (child) chain.push(child);
+      }
+      expect(chain.map((s) => `${s.resource['service.name']} ${s.kind}`)).toEqual([
+        'loadgen CLIENT',
+        'frontend SERVER',
+        'frontend CLIENT',
+        'orders SERVER',
+        'orders CLIENT',
+        'inventory SERVER',
+      ]);
+    }
+  });
+});
