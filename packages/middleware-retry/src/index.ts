@@ -1,4 +1,3 @@
-export { fullJitterBackoff } from './backoff.js';
 export { DEFAULT_RETRYABLE_STATUSES, type RetryEvent, type RetryOptions } from './options.js';
 export { NO_RETRY, parsePushback } from './pushback.js';
 export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from './retry-budget.js';

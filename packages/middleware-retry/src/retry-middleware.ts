@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currentCallScope } from '@switchyard/core';
+import { currentCallScope, exponentialBackoff } from '@switchyard/core';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
   type CallOptions,
@@ -14,7 +14,6 @@ import {
   attemptMetadata,
   callDeadline,
 } from './attempts.js';
-import { fullJitterBackoff } from './backoff.js';
 import { hedgedCall } from './hedging.js';
 import { DEFAULT_RETRYABLE_STATUSES, isIdempotent, type RetryOptions } from './options.js';
 import { NO_RETRY, parsePushback } from './pushback.js';
@@ -125,7 +124,14 @@ export function createRetryMiddleware({
           if (pushback === NO_RETRY) throw error;
           let delayMs: number;
           if (pushback === undefined) {
-            delayMs = fullJitterBackoff(backoffIndex++, retryBaseDelayMs, retryMaxDelayMs, random);
+            // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
+            // together retrying in waves; the budget, not the backoff, bounds the volume.
+            const backoff = exponentialBackoff({
+              baseMs: retryBaseDelayMs,
+              maxMs: retryMaxDelayMs,
+              random,
+            });
+            delayMs = Math.round(backoff(backoffIndex++));
           } else {
             // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
             delayMs = pushback;
