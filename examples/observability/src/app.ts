@@ -40,10 +40,11 @@ const server = createServer(withInboundCall())
 let downstream: TestServiceClient | undefined;
 const channel = next === undefined ? undefined : createChannel(next);
 if (channel !== undefined && next !== undefined) {
+  // On a client factory the last `use` runs first: metrics, then tracing, then the deadline.
   downstream = createClientFactory()
-    .use(metricsClientMiddleware({ services, target: next }))
     .use(deadlineClientMiddleware())
     .use(tracingClientMiddleware({ services, target: next }))
+    .use(metricsClientMiddleware({ services, target: next }))
     .create(TestServiceDefinition, channel);
 }
 

@@ -195,10 +195,11 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
 }
 
 /**
- * Client middleware recording, per method: call duration by status (as the application saw
- * it, retries included when installed outside middleware-retry), calls started and in flight,
- * messages (and optionally bytes) per streaming call. Also counts retries, hedges and
- * retry-budget refusals reported by middleware-retry.
+ * Client middleware recording, per method: call duration by status, calls started and in
+ * flight, messages (and optionally bytes) per streaming call. Also counts retries, hedges and
+ * retry-budget refusals reported by middleware-retry. On a client factory the last `use` runs
+ * first: `use` it last to measure calls as the application sees them (retries included), or
+ * before middleware-retry to measure each attempt.
  */
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);

@@ -4,7 +4,15 @@ import {
   retryBudgetExhaustedChannel,
   Status,
 } from '@switchyard/core';
-import { createTestClient, startServer, TestServiceDefinition } from '@switchyard/testing';
+import { createRetryBudget, createRetryMiddleware } from '@switchyard/middleware-retry';
+import {
+  createTestClient,
+  createTestServiceImpl,
+  startServer,
+  TestServiceDefinition,
+} from '@switchyard/testing';
+import { createChannel, createClientFactory } from 'nice-grpc';
+import { ServerError } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
 import { type ScrapedMeter, startScrapedMeter } from './harness.js';
@@ -134,5 +142,53 @@ describe('middleware sharing a meter', () => {
     expect(started.map((s) => [s.labels.rpc_method, s.value])).toEqual([['Unary', 4]]);
     const duration = families.get('rpc_server_duration')?.histograms ?? [];
     expect(duration.map((h) => h.count)).toEqual([4]);
+  });
+});
+
+describe('with middleware-retry', () => {
+  it('counts the retries it makes and the ones its budget refuses, end to end', async () => {
+    const { meterProvider, scrape } = await meter();
+    let failures = 0;
+    const server = await startServer({
+      implementation: (backend) => ({
+        ...createTestServiceImpl({ backend }),
+        async unary(request) {
+          // The first two calls fail UNAVAILABLE; every call with a payload fails too.
+          if (failures++ < 2 || request.payload === 'always') {
+            throw new ServerError(Status.UNAVAILABLE, 'warming up');
+          }
+          return { backend };
+        },
+      }),
+    });
+    cleanup.push(() => server.stop());
+    // No reserve and no ratio: the budget allows no retry at all once the first is spent.
+    const budget = createRetryBudget({ minRetriesPerSecond: 0, retryRatio: 0 });
+    const channel = createChannel(server.address);
+    cleanup.push(() => channel.close());
+    // On a client factory the last `use` runs first: metrics see the call as the app does.
+    const client = createClientFactory()
+      .use(createRetryMiddleware({ random: () => 0 }))
+      .use(metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] }))
+      .create(TestServiceDefinition, channel);
+    const options = { retry: true, retryMaxAttempts: 3, retryBaseDelayMs: 1 };
+    await client.unary({}, options);
+    await expect(
+      client.unary({ payload: 'always' }, { ...options, retryBudget: budget }),
+    ).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+
+    const families = await scrape();
+    const attempts = families.get('rpc_client_retry_attempts_total')?.samples ?? [];
+    expect(attempts.map((s) => [s.labels.rpc_method, s.labels.rpc_retry_kind, s.value])).toEqual([
+      ['Unary', 'retry', 2],
+    ]);
+    const exhausted = families.get('rpc_client_retry_budget_exhausted_total')?.samples ?? [];
+    expect(exhausted.map((s) => [s.labels.rpc_method, s.value])).toEqual([['Unary', 1]]);
+    // The call's duration covers its retries: one OK, one UNAVAILABLE.
+    const duration = families.get('rpc_client_duration')?.histograms ?? [];
+    expect(duration.map((h) => [h.labels.rpc_grpc_status_code, h.count]).sort()).toEqual([
+      ['0', 1],
+      ['14', 1],
+    ]);
   });
 });

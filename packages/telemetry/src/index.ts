@@ -26,7 +26,7 @@ export interface TelemetryOptions {
 
 /** Telemetry running for this process. */
 export interface Telemetry {
-  /** Where Prometheus scrapes, e.g. `http://0.0.0.0:9464/metrics`; undefined when disabled. */
+  /** Where Prometheus scrapes, e.g. `http://[::]:9464/metrics`; undefined when disabled. */
   readonly prometheusUrl: string | undefined;
   /** Exports what is buffered (spans, last metrics), closes the scrape endpoint. */
   shutdown(): Promise<void>;
