@@ -1,0 +1,134 @@
+import type { Balanceable, Balancer, Load } from '@switchyard/balancer';
+import type { Discovery, DiscoveryUpdate, Endpoint } from '@switchyard/discovery';
+import type { Logger } from 'pino';
+import type { CallObserver, ProxyCall } from './proxy-call.js';
+import type { Service } from './service.js';
+
+/** What the endpoint stack of one endpoint is built from. */
+export interface EndpointTarget {
+  readonly endpoint: Endpoint;
+  /** Connections to the endpoint fail: asks discovery to re-resolve. */
+  connectionFailed(reason: string): void;
+}
+
+/** Builds the per-endpoint service (breaker, connection pool, …) for a discovered endpoint. */
+export type EndpointStack = (target: EndpointTarget) => Service;
+
+/** One endpoint as the balancer sees it: its service and its load record. */
+class BalancedEndpoint implements Balanceable, CallObserver {
+  constructor(
+    readonly address: string,
+    readonly service: Service,
+    readonly load: Load,
+  ) {}
+
+  responseStarted(call: ProxyCall): void {
+    this.load.settle(call.startedAt);
+  }
+}
+
+/**
+ * A service over the discovered endpoints: each call goes to the endpoint the balancer picks
+ * among the ready ones. Endpoints that discovery drops leave the balancer at once and are closed
+ * gracefully — calls in flight finish on their connections, which close when idle.
+ */
+class Balance implements Service {
+  readonly #balancer: Balancer;
+  readonly #discovery: Discovery;
+  readonly #endpointStack: EndpointStack;
+  readonly #logger: Logger;
+  readonly #endpoints = new Map<string, BalancedEndpoint>();
+  #list: BalancedEndpoint[] = [];
+  // Reused by every pick: the ready subset, rebuilt per call without allocating.
+  readonly #ready: BalancedEndpoint[] = [];
+  readonly #listeners: (() => void)[] = [];
+  readonly #unsubscribe: () => void;
+  readonly #draining = new Set<Promise<void>>();
+  readonly #notify = () => {
+    for (const listener of this.#listeners) listener();
+  };
+
+  constructor(balancer: Balancer, discovery: Discovery, stack: EndpointStack, logger: Logger) {
+    this.#balancer = balancer;
+    this.#discovery = discovery;
+    this.#endpointStack = stack;
+    this.#logger = logger;
+    this.#unsubscribe = discovery.subscribe((update) => this.#update(update));
+  }
+
+  isReady(): boolean {
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) if (list[i]!.service.isReady()) return true;
+    return false;
+  }
+
+  call(call: ProxyCall): void {
+    const list = this.#list;
+    const ready = this.#ready;
+    ready.length = 0;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i]!.service.isReady()) ready.push(list[i]!);
+    }
+    const endpoint = this.#balancer.pick(ready)!;
+    ready.length = 0;
+    call.target = endpoint.address;
+    call.startedAt = endpoint.load.start();
+    call.observe(endpoint);
+    endpoint.service.call(call);
+  }
+
+  onReady(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  notReadyReason(): string {
+    if (this.#list.length === 0) return 'discovery lists no endpoints';
+    return this.#list.map((e) => `${e.address}: ${e.service.notReadyReason()}`).join('; ');
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    const closing = this.#list.map((e) => e.service.close());
+    this.#list = [];
+    this.#endpoints.clear();
+    await Promise.all([...closing, ...this.#draining]);
+  }
+
+  #update({ endpoints }: DiscoveryUpdate): void {
+    const current = new Map(endpoints.map((e) => [e.address, e]));
+    for (const [address, endpoint] of this.#endpoints) {
+      if (current.has(address)) continue;
+      this.#endpoints.delete(address);
+      this.#logger.info({ endpoint: address }, 'endpoint removed; draining');
+      const drained = endpoint.service.close().then(() => {
+        this.#draining.delete(drained);
+        this.#logger.info({ endpoint: address }, 'endpoint drained');
+      });
+      this.#draining.add(drained);
+    }
+    for (const [address, endpoint] of current) {
+      if (this.#endpoints.has(address)) continue;
+      const service = this.#endpointStack({
+        endpoint,
+        connectionFailed: (reason) => this.#discovery.refresh(`${address}: ${reason}`),
+      });
+      service.onReady(this.#notify);
+      this.#endpoints.set(
+        address,
+        new BalancedEndpoint(address, service, this.#balancer.newLoad()),
+      );
+      this.#logger.info({ endpoint: address }, 'endpoint added');
+    }
+    this.#list = [...this.#endpoints.values()];
+  }
+}
+
+/** The balancing service over a live set of endpoints, each built by `stack`. */
+export function balance(
+  balancer: Balancer,
+  discovery: Discovery,
+  stack: EndpointStack,
+  logger: Logger,
+): Service {
+  return new Balance(balancer, discovery, stack, logger);
+}

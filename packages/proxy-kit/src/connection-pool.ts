@@ -1,0 +1,189 @@
+import { type Backoff, type BackoffOptions, exponentialBackoff } from '@switchyard/core';
+import type { Endpoint } from '@switchyard/discovery';
+import type { Logger } from 'pino';
+import type { ProxyCall } from './proxy-call.js';
+import type { Service } from './service.js';
+import {
+  type ConnectionEvents,
+  UpstreamConnection,
+  type UpstreamConnectionOptions,
+} from './upstream-connection.js';
+
+/** Options of {@link ConnectionPool}. */
+export interface ConnectionPoolOptions extends UpstreamConnectionOptions {
+  /**
+   * Connections to one endpoint, opened one at a time when every open one is at the peer's
+   * SETTINGS_MAX_CONCURRENT_STREAMS. Default 4.
+   */
+  maxConnections?: number;
+  /** Delay between failed connection attempts. Default 100 ms doubling to 5 s, ±20 % jitter. */
+  reconnectBackoff?: BackoffOptions;
+}
+
+/** What a pool needs from its surroundings. */
+export interface PoolContext {
+  logger: Logger;
+  /** A connection attempt failed or a connection was lost: discovery may want to re-resolve. */
+  connectionFailed(reason: string): void;
+}
+
+/**
+ * The endpoint's terminal service: long-lived HTTP/2 connections to one upstream, each call
+ * multiplexed onto one with a free stream. Ready while some connection has a free stream, so an
+ * endpoint that is connecting, reconnecting after a failure, or at its peers' stream limit is
+ * simply not ready. Lost connections are replaced at once; failed attempts back off.
+ */
+export class ConnectionPool implements Service, ConnectionEvents {
+  readonly endpoint: Endpoint;
+  readonly #options: UpstreamConnectionOptions;
+  readonly #maxConnections: number;
+  readonly #backoff: Backoff;
+  readonly #context: PoolContext;
+  readonly #connections: UpstreamConnection[] = [];
+  readonly #listeners: (() => void)[] = [];
+  #failedAttempts = 0;
+  #lastFailure: string | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #reconnectAt = 0;
+  #closed = false;
+
+  constructor(endpoint: Endpoint, options: ConnectionPoolOptions, context: PoolContext) {
+    const {
+      maxConnections = 4,
+      reconnectBackoff = { baseMs: 100, maxMs: 5_000, jitter: 0.2 },
+      ...connection
+    } = options;
+    this.endpoint = endpoint;
+    this.#options = connection;
+    this.#maxConnections = maxConnections;
+    this.#backoff = exponentialBackoff(reconnectBackoff);
+    this.#context = context;
+    this.#connect();
+  }
+
+  isReady(): boolean {
+    return this.#available() !== undefined;
+  }
+
+  call(call: ProxyCall): void {
+    const connection = this.#available()!;
+    call.forwardTo(connection);
+    if (!connection.hasCapacity()) {
+      connection.full = true;
+      this.#grow();
+    }
+  }
+
+  onReady(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  notReadyReason(): string {
+    if (this.#closed) return 'removed from discovery';
+    const failure = this.#lastFailure ? ` (last attempt: ${this.#lastFailure})` : '';
+    if (this.#reconnectTimer !== undefined) {
+      const ms = Math.max(0, Math.round(this.#reconnectAt - performance.now()));
+      return `reconnecting in ${ms} ms${failure}`;
+    }
+    const ready = this.#connections.filter((c) => c.state === 'ready');
+    if (ready.length === 0) return `connecting${failure}`;
+    return `all ${ready.length} connections at the upstream's limit of ${ready[0]!.capacity} concurrent streams`;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    await Promise.all(this.#connections.map((c) => c.close()));
+  }
+
+  /** Drops every connection now (streams in flight fail); used when the proxy's grace runs out. */
+  destroy(reason: string): void {
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    for (const connection of this.#connections) connection.destroy(reason);
+  }
+
+  // ConnectionEvents
+
+  ready(connection: UpstreamConnection): void {
+    this.#failedAttempts = 0;
+    this.#lastFailure = undefined;
+    this.#context.logger.debug(
+      { endpoint: this.endpoint.address, maxConcurrentStreams: connection.capacity },
+      'upstream connection ready',
+    );
+    this.#notify();
+  }
+
+  freed(): void {
+    this.#notify();
+  }
+
+  draining(connection: UpstreamConnection): void {
+    if (this.#closed) return;
+    this.#context.logger.info(
+      { endpoint: this.endpoint.address, reason: connection.failure ?? 'GOAWAY' },
+      'upstream connection draining',
+    );
+    this.#ensureConnection();
+  }
+
+  closed(connection: UpstreamConnection): void {
+    const index = this.#connections.indexOf(connection);
+    if (index >= 0) this.#connections.splice(index, 1);
+    if (this.#closed || connection.failure === undefined) {
+      if (!this.#closed) this.#ensureConnection();
+      return;
+    }
+    this.#lastFailure = connection.failure;
+    this.#context.logger.warn(
+      { endpoint: this.endpoint.address, reason: connection.failure },
+      'upstream connection failed',
+    );
+    this.#context.connectionFailed(connection.failure);
+    if (!connection.established) this.#failedAttempts++;
+    this.#ensureConnection();
+  }
+
+  #available(): UpstreamConnection | undefined {
+    const connections = this.#connections;
+    for (let i = 0; i < connections.length; i++) {
+      if (connections[i]!.hasCapacity()) return connections[i];
+    }
+    return undefined;
+  }
+
+  #notify(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** Keeps one connection ready or connecting, waiting out the backoff after failures. */
+  #ensureConnection(): void {
+    if (this.#closed || this.#reconnectTimer !== undefined) return;
+    if (this.#connections.some((c) => c.state === 'connecting' || c.state === 'ready')) return;
+    if (this.#failedAttempts === 0) {
+      this.#connect();
+      return;
+    }
+    const delay = this.#backoff(this.#failedAttempts - 1);
+    this.#reconnectAt = performance.now() + delay;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#connect();
+    }, delay);
+  }
+
+  /** Opens one more connection when all usable ones are full. */
+  #grow(): void {
+    const usable = this.#connections.filter((c) => c.state === 'connecting' || c.state === 'ready');
+    if (usable.length >= this.#maxConnections) return;
+    if (usable.some((c) => c.state === 'connecting' || c.hasCapacity())) return;
+    this.#connect();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    this.#connections.push(new UpstreamConnection(this.endpoint, this.#options, this));
+  }
+}

@@ -1,0 +1,50 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+
+/**
+ * The primary of `--workers N`: forks N proxy processes sharing the listening port (node:cluster
+ * hands accepted connections to them in turn), replaces a worker that dies, and on SIGTERM or
+ * SIGINT passes the signal on and exits once every worker has finished its graceful shutdown.
+ */
+export function superviseWorkers(count: number, graceMs: number, logger: Logger): void {
+  let stopping = false;
+  let failed = false;
+  const listening = new WeakSet<Worker>();
+  const fork = () => {
+    const worker = cluster.fork();
+    worker.on('listening', () => listening.add(worker));
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (code !== 0) failed = true;
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(failed ? 1 : 0);
+      return;
+    }
+    if (!listening.has(worker)) {
+      // It never served: a port in use or a bad certificate would kill every replacement too.
+      logger.fatal({ worker: worker.id, code, signal }, 'worker failed to start');
+      stopping = failed = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
+      return;
+    }
+    logger.error({ worker: worker.id, code, signal }, 'worker died; starting a replacement');
+    fork();
+  });
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, workers: count }, 'stopping workers');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    // A worker stuck past its grace period is not allowed to hold the shutdown forever.
+    setTimeout(() => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    }, graceMs + 5_000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  for (let i = 0; i < count; i++) fork();
+}
