@@ -8,10 +8,8 @@ import {
 } from '@opentelemetry/api';
 import {
   currentCallScope,
-  DEFAULT_FORWARD_HEADERS,
   GrpcError,
   parseGrpcTarget,
-  pickMetadata,
   Status,
   servedStatus,
   serveInCallScope,
@@ -73,13 +71,18 @@ export function tracingServerMiddleware(options: TracingOptions = {}): ServerMid
     span.setAttributes(lastPeerAttributes);
     const active = trace.setSpan(parent, span);
 
+    // What calls made by the handler pass on: the scope's forwarded headers (or, when this
+    // middleware opens the scope, the default ones) with this span as the trace context.
     const scope = currentCallScope();
-    const forwardMetadata = Metadata(
-      scope?.inbound === context.metadata
-        ? scope.forwardMetadata
-        : pickMetadata(context.metadata, DEFAULT_FORWARD_HEADERS),
-    );
-    for (const header of TRACE_CONTEXT_HEADERS) forwardMetadata.delete(header);
+    let forwardMetadata: Metadata;
+    if (scope?.inbound === context.metadata) {
+      forwardMetadata = Metadata(scope.forwardMetadata);
+      for (const header of TRACE_CONTEXT_HEADERS) forwardMetadata.delete(header);
+    } else {
+      forwardMetadata = Metadata();
+      const baggage = context.metadata.getAll('baggage');
+      if (baggage.length > 0) forwardMetadata.set('baggage', baggage as string[]);
+    }
     propagator.inject(active, forwardMetadata, metadataSetter);
 
     return bindContext(
