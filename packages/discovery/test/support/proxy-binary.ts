@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The built `proxy-kit` binary, as `npx proxy-kit` runs it. A path rather than a package
+ * dependency: proxy-kit depends on this package, and turbo refuses a dependency cycle (even
+ * through devDependencies). The root test script builds every package before any test runs.
+ */
+const CLI = fileURLToPath(new URL('../../../proxy-kit/dist/cli.js', import.meta.url));
+
+/** One pino log line of the proxy. */
+export interface ProxyLog {
+  time: number;
+  msg: string;
+  endpoint?: string;
+}
+
+/** Starts `proxy-kit --config <dir>/proxy.yaml` (one worker) and waits until it listens. */
+export async function startProxyBinary(dir: string, configYaml: string) {
+  const config = join(dir, 'proxy.yaml');
+  await writeFile(config, configYaml);
+  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', config, '--workers', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const logs: ProxyLog[] = [];
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`proxy-kit did not start:\n${output}`)),
+      15_000,
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      output += `${line}\n`;
+      const log = JSON.parse(line) as ProxyLog & { address?: string };
+      logs.push(log);
+      if (log.msg === 'listening') {
+        clearTimeout(timer);
+        resolve(Number(log.address!.split(':').pop()));
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`proxy-kit exited:\n${output}`));
+    });
+  });
+  return {
+    port,
+    logs,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
