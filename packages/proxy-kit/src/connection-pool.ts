@@ -137,12 +137,18 @@ export class ConnectionPool implements Service, ConnectionEvents {
       return;
     }
     this.#lastFailure = connection.failure;
-    this.#context.logger.warn(
-      { endpoint: this.endpoint.address, reason: connection.failure },
+    if (!connection.established) this.#failedAttempts++;
+    // The first failure is news; the retries that follow it are not, until one succeeds.
+    const level = this.#failedAttempts <= 1 ? 'warn' : 'debug';
+    this.#context.logger[level](
+      {
+        endpoint: this.endpoint.address,
+        reason: connection.failure,
+        attempt: this.#failedAttempts,
+      },
       'upstream connection failed',
     );
     this.#context.connectionFailed(connection.failure);
-    if (!connection.established) this.#failedAttempts++;
     this.#ensureConnection();
   }
 
@@ -168,6 +174,10 @@ export class ConnectionPool implements Service, ConnectionEvents {
     }
     const delay = this.#backoff(this.#failedAttempts - 1);
     this.#reconnectAt = performance.now() + delay;
+    this.#context.logger.debug(
+      { endpoint: this.endpoint.address, delayMs: Math.round(delay) },
+      'reconnecting after backoff',
+    );
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#connect();

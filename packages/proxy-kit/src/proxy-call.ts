@@ -105,11 +105,25 @@ export class ProxyCall implements StreamHandler {
     if (stream === this.downstream) {
       // Request trailers: unused by gRPC, forwarded for fidelity.
       this.#requestEnded = true;
+      if (headers.oversize) {
+        this.fail(
+          Status.RESOURCE_EXHAUSTED,
+          `request trailers of ${headers.size} bytes exceed the proxy's limit`,
+        );
+        return;
+      }
       if (this.upstream !== undefined) this.upstream.sendHeaders(headers, true);
       else this.#earlyTrailers = headers;
       return;
     }
     if (this.finishedCall) return;
+    if (headers.oversize) {
+      this.fail(
+        Status.RESOURCE_EXHAUSTED,
+        `response metadata of ${headers.size} bytes from upstream ${this.target} exceeds the proxy's limit`,
+      );
+      return;
+    }
     if (this.responded) {
       this.downstream.sendHeaders(headers, true);
       this.finish(statusOf(headers), 'upstream');

@@ -110,7 +110,10 @@ export class UpstreamConnection implements ConnectionHandler {
 
   /** Stops new streams; resolves when the ones in flight have finished and the connection closed. */
   close(): Promise<void> {
-    if (this.state !== 'closed') {
+    if (this.state === 'connecting') {
+      // Nothing in flight to wait for, and a peer that never answered may never close either.
+      this.h2.destroy('closed while connecting');
+    } else if (this.state !== 'closed') {
       this.#drain();
       this.h2.close();
     }

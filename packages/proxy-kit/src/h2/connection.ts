@@ -148,13 +148,25 @@ export class H2Connection {
     });
     socket.on('close', () => this.#onSocketClose());
 
-    if (role === 'client') this.#chunks.push(PREFACE);
+    this.#maxHeaderListSize = maxHeaderListSize;
+    // A client speaks first; a server answers the client's preface, so that what it sends to a
+    // client that turns out not to speak HTTP/2 is a readable HTTP/1.1 answer, not frames.
+    if (role === 'client') {
+      this.#chunks.push(PREFACE);
+      this.#sendPreface();
+    }
+  }
+
+  readonly #maxHeaderListSize: number;
+
+  /** Our SETTINGS and the connection window beyond the default. */
+  #sendPreface(): void {
     const settings: [number, number][] = [
       [SETTINGS_MAX_CONCURRENT_STREAMS, this.#maxStreams],
       [SETTINGS_INITIAL_WINDOW_SIZE, this.#streamWindow],
-      [SETTINGS_MAX_HEADER_LIST_SIZE, maxHeaderListSize],
+      [SETTINGS_MAX_HEADER_LIST_SIZE, this.#maxHeaderListSize],
     ];
-    if (role === 'client') settings.push([SETTINGS_ENABLE_PUSH, 0]);
+    if (this.role === 'client') settings.push([SETTINGS_ENABLE_PUSH, 0]);
     this.#writeSettings(settings);
     this.#grantConnectionWindow(this.#connectionWindow - DEFAULT_WINDOW);
     this.#scheduleFlush();
@@ -491,6 +503,7 @@ export class H2Connection {
       throw new ConnectionError(PROTOCOL_ERROR, 'the client did not send the HTTP/2 preface');
     }
     this.#prefacePending = false;
+    this.#sendPreface();
   }
 
   /** An HTTP/1.x client gets an HTTP/1.1 answer it can read before the socket closes. */
