@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 import { parseDuration } from '@switchyard/core';
 import { z } from 'zod';
 import type { Discovery, DiscoveryReportingOptions } from './discovery.js';
@@ -115,10 +116,19 @@ export function parseDiscoveryConfig(
   throw new DiscoveryConfigError(`${where}${describeIssues(result.error, key.split('.'))}`);
 }
 
+/** Options of {@link createDiscovery}. */
+export interface CreateDiscoveryOptions extends DiscoveryReportingOptions {
+  /**
+   * Directory that relative `path` and `kubeconfig` values resolve against — the config file's,
+   * so that a config means the same from any working directory. Default `process.cwd()`.
+   */
+  baseDir?: string;
+}
+
 /** Starts the discovery a validated `discovery:` section describes. */
 export function createDiscovery(
   config: DiscoveryConfig,
-  options: DiscoveryReportingOptions = {},
+  { baseDir = process.cwd(), ...options }: CreateDiscoveryOptions = {},
 ): Discovery {
   switch (config.type) {
     case 'static':
@@ -137,7 +147,7 @@ export function createDiscovery(
     case 'file':
       return fileDiscovery({
         ...options,
-        path: config.path,
+        path: resolve(baseDir, config.path),
         intervalMs: config.interval,
         minRefreshIntervalMs: config.minRefreshInterval,
       });
@@ -147,7 +157,8 @@ export function createDiscovery(
         service: config.service,
         port: config.port,
         namespace: config.namespace,
-        kubeConfig: config.kubeconfig,
+        kubeConfig:
+          config.kubeconfig === undefined ? undefined : resolve(baseDir, config.kubeconfig),
         watchTimeoutSeconds:
           config.watchTimeout === undefined ? undefined : Math.ceil(config.watchTimeout / 1000),
       });

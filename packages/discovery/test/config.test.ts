@@ -111,6 +111,7 @@ describe('createDiscovery', () => {
   });
   const start = (yaml: string) => {
     const discovery = createDiscovery(parseDiscoveryConfig(section(yaml)), {
+      baseDir: dir,
       onError: (e) => {
         throw e;
       },
@@ -128,6 +129,9 @@ describe('createDiscovery', () => {
     const file = join(dir, 'endpoints.yaml');
     await writeFile(file, 'endpoints: [127.0.0.1:3]');
     await start(`discovery: { type: file, path: ${file}, interval: 1s }`).waitFor(['127.0.0.1:3']);
+    // Relative paths are the config file's directory's, whatever the working directory.
+    await writeFile(join(dir, 'relative.yaml'), 'endpoints: [127.0.0.1:6]');
+    await start('discovery: { type: file, path: relative.yaml }').waitFor(['127.0.0.1:6']);
 
     const dns = await startDnsServer({ 'api.test': { A: ['127.0.0.4'] } });
     try {
@@ -153,7 +157,7 @@ describe('createDiscovery', () => {
         endpoints: [{ addresses: ['127.0.0.5'] }],
       });
       await start(
-        `discovery: { type: kubernetes, service: api, port: grpc, kubeconfig: ${kubeconfig} }`,
+        'discovery: { type: kubernetes, service: api, port: grpc, kubeconfig: kubeconfig }',
       ).waitFor(['127.0.0.5:8080']);
     } finally {
       for (const discovery of discoveries.splice(0)) await discovery.close();
