@@ -1,5 +1,6 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { createTestClient } from '@switchyard/testing';
 import { Metadata, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tracingClientMiddleware, tracingServerMiddleware } from '../src/index.js';
@@ -107,6 +108,38 @@ describe('A → B → C with tracing, exported over OTLP/HTTP protobuf', () => {
     const bClient = ordered[4] as ReceivedSpan;
     expect(response.metadata.traceparent).toBe(`00-${bClient.traceId}-${bClient.spanId}-01`);
     expect(response.metadata.baggage).toBe('tenant=acme');
+  });
+
+  it('continues a trace started elsewhere, tracestate and baggage included', async () => {
+    await start();
+    // A caller without this middleware (another language, a proxy) sends the W3C headers.
+    const caller = createTestClient(chain.servers[0]?.address as string);
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const response = await caller.client.unary(
+      { echoMetadata: ['traceparent', 'tracestate', 'baggage'] },
+      {
+        metadata: Metadata({
+          traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+          tracestate: 'vendor=opaque',
+          baggage: 'tenant=initech',
+        }),
+      },
+    );
+    caller.close();
+    const ordered = path(
+      (await tracing.flush()).map((s) =>
+        s.parentSpanId === '00f067aa0ba902b7' ? { ...s, parentSpanId: '' } : s,
+      ),
+    );
+    expect(ordered.map((s) => s.kind)).toEqual(['SERVER', 'CLIENT', 'SERVER', 'CLIENT', 'SERVER']);
+    expect(ordered.every((s) => s.traceId === traceId && s.traceState === 'vendor=opaque')).toBe(
+      true,
+    );
+    expect(response.metadata).toEqual({
+      traceparent: `00-${traceId}-${ordered[3]?.spanId}-01`,
+      tracestate: 'vendor=opaque',
+      baggage: 'tenant=initech',
+    });
   });
 
   it('marks client spans of a NOT_FOUND chain as errors and server spans not, with the status code', async () => {
