@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +21,9 @@ export interface ProxyLog {
 
 /** Starts `proxy-kit --config <dir>/proxy.yaml` (one worker) and waits until it listens. */
 export async function startProxyBinary(dir: string, configYaml: string) {
+  if (!existsSync(CLI)) {
+    throw new Error(`${CLI} is missing: npx turbo run build --filter=@switchyard/proxy-kit`);
+  }
   const config = join(dir, 'proxy.yaml');
   await writeFile(config, configYaml);
   const child: ChildProcess = spawn(process.execPath, [CLI, '--config', config, '--workers', '1'], {
