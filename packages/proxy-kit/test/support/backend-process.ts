@@ -12,9 +12,16 @@ export interface BackendProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a backend named `backend` whose unary calls take `delayMs` longer. */
-export async function startBackendProcess(backend: string, delayMs = 0): Promise<BackendProcess> {
-  const child = spawn(process.execPath, [SCRIPT, backend, String(delayMs)], {
+/**
+ * Starts a backend named `backend` whose unary calls take `delayMs` longer, on `port` (default:
+ * any free one).
+ */
+export async function startBackendProcess(
+  backend: string,
+  delayMs = 0,
+  port = 0,
+): Promise<BackendProcess> {
+  const child = spawn(process.execPath, [SCRIPT, backend, String(delayMs), String(port)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -1,12 +1,13 @@
 // A TestService backend in a process of its own, so a test can SIGSTOP it, and so that its
 // latency is not the test runner's (whose garbage collection would otherwise pause it).
-// Usage: node backend.mjs <name> [extra delay ms for unary calls]
+// Usage: node backend.mjs <name> [extra delay ms for unary calls] [port]
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestServiceImpl, startServer } from '@switchyard/testing';
+import { createTestServiceImpl, TestServiceDefinition } from '@switchyard/testing';
+import { createServer } from 'nice-grpc';
 
-const [backend = 'backend', delay = '0'] = process.argv.slice(2);
+const [backend = 'backend', delay = '0', port = '0'] = process.argv.slice(2);
 const extra = Number(delay);
-const server = await startServer({
+const server = await startOn(Number(port), {
   backend,
   implementation: (name) => {
     const impl = createTestServiceImpl({ backend: name });
@@ -21,6 +22,14 @@ const server = await startServer({
   },
 });
 process.stdout.write(`${JSON.stringify({ listening: server.address })}\n`);
+
+/** Like @switchyard/testing's startServer, but on a chosen port so a restart can reuse it. */
+async function startOn(wanted, { backend: name, implementation }) {
+  const grpc = createServer();
+  grpc.add(TestServiceDefinition, implementation(name));
+  const bound = await grpc.listen(`127.0.0.1:${wanted}`);
+  return { address: `127.0.0.1:${bound}`, forceStop: () => grpc.forceShutdown() };
+}
 // Exit with the test runner: stdin closes when the parent dies.
 process.stdin.on('end', () => process.exit(0)).resume();
 process.on('SIGTERM', () => {
