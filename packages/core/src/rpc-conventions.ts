@@ -2,6 +2,7 @@ import type { CallContext } from 'nice-grpc-common';
 import { ServerError, Status } from 'nice-grpc-common';
 import { currentCallScope } from './call-scope.js';
 import { currentInboundCall } from './inbound-call.js';
+import { isStatus } from './status.js';
 
 /**
  * How telemetry names RPC methods, statuses and servers — shared by middleware-metrics and
@@ -221,7 +222,9 @@ export function servedStatus(context: CallContext, failed: boolean, error?: unkn
   if (context.signal.aborted)
     return deadlinePassed(context) ? Status.DEADLINE_EXCEEDED : Status.CANCELLED;
   if (!failed) return Status.OK;
-  if (error instanceof ServerError) return error.code;
+  // The spec defines codes 0-16; telemetry reports any other as UNKNOWN (as statusName does),
+  // which also keeps a status label's values bounded.
+  if (error instanceof ServerError) return isStatus(error.code) ? error.code : Status.UNKNOWN;
   if (error instanceof Error && error.name === 'AbortError') return Status.CANCELLED;
   return Status.UNKNOWN;
 }

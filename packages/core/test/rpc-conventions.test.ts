@@ -158,6 +158,7 @@ describe('servedStatus', () => {
     abort.name = 'AbortError';
     expect(servedStatus(context, true, abort)).toBe(Status.CANCELLED);
     expect(servedStatus(context, true, new Error('boom'))).toBe(Status.UNKNOWN);
+    expect(servedStatus(context, true, new ServerError(99 as Status, 'odd'))).toBe(Status.UNKNOWN);
   });
 
   it('reports DEADLINE_EXCEEDED for a call aborted by its deadline, even if the handler returns', async () => {

@@ -7,6 +7,7 @@ import type {
 } from '@opentelemetry/api';
 import {
   isServerError,
+  isStatus,
   OTHER_METHOD,
   type RpcMethodName,
   type RpcSemconvStability,
@@ -87,8 +88,11 @@ export class MethodCell {
   ) {}
 
   /** Records a finished call: `elapsedMs` since it started, `tally` for streams and sizes. */
-  finish(code: Status, elapsedMs: number, tally: CallTally | undefined): void {
+  finish(status: Status, elapsedMs: number, tally: CallTally | undefined): void {
     this.active--;
+    // A code outside the spec (0-16) is reported as UNKNOWN: a peer can send any number, and
+    // each would be a series of its own.
+    const code = isStatus(status) ? status : Status.UNKNOWN;
     this.handled[code] = (this.handled[code] ?? 0) + 1;
     let attributes = this.completions[code];
     if (attributes === undefined) {

@@ -1,5 +1,6 @@
 import {
   createTestClient,
+  createTestServiceImpl,
   type RunningTestServer,
   startServer,
   type TestClient,
@@ -7,6 +8,7 @@ import {
   TestResponse,
   TestServiceDefinition,
 } from '@switchyard/testing';
+import { ClientError, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type MetricsOptions,
@@ -166,5 +168,34 @@ describe('message sizes', () => {
     expect(() => metricsServerMiddleware({ messageSizes: true })).toThrow(
       /`messageSizes: true` needs `services`/,
     );
+  });
+});
+
+describe('a status outside the spec', () => {
+  it('is counted as UNKNOWN on both sides, so a peer cannot mint series', async () => {
+    const { meterProvider } = meter;
+    server = await startServer({
+      middleware: [metricsServerMiddleware({ meterProvider })],
+      implementation: (backend) => ({
+        ...createTestServiceImpl({ backend }),
+        async unary(request) {
+          throw new ServerError(Number(request.payload) as Status, 'odd');
+        },
+      }),
+    });
+    client = createTestClient(server.address, {
+      middleware: [metricsClientMiddleware({ meterProvider })],
+    });
+    for (const code of ['99', '1000', '-3']) {
+      await expect(client.client.unary({ payload: code })).rejects.toBeInstanceOf(ClientError);
+    }
+    const families = await settledScrape();
+    for (const side of ['server', 'client']) {
+      const codes = (families.get(`rpc_${side}_duration`)?.histograms ?? []).map((h) => [
+        h.labels.rpc_grpc_status_code,
+        h.count,
+      ]);
+      expect(codes).toEqual([[String(Status.UNKNOWN), 3]]);
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
 } from '@opentelemetry/api';
 import {
   isServerError,
+  isStatus,
   type MethodRecognitionOptions,
   methodRecognizer,
   type RpcSemconvStability,
@@ -147,9 +148,11 @@ export function endSpan(
   span: Span,
   factory: SpanFactory,
   kind: SpanKind,
-  code: Status,
+  status: Status,
   error: unknown,
 ): void {
+  // A code outside the spec (0-16) is reported as UNKNOWN, as in metrics.
+  const code = isStatus(status) ? status : Status.UNKNOWN;
   span.setAttributes(factory.statusAttributes[code] as Attributes);
   if (spanIsError(kind, code)) {
     const message =

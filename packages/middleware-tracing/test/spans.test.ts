@@ -8,7 +8,7 @@ import {
   TestServiceDefinition,
 } from '@switchyard/testing';
 import { createChannel, createClientFactory } from 'nice-grpc';
-import { Metadata, Status } from 'nice-grpc-common';
+import { Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tracingClientMiddleware, tracingServerMiddleware } from '../src/index.js';
 import type { ReceivedSpan } from './otlp-receiver.js';
@@ -194,5 +194,25 @@ describe('the call scope', () => {
       { metadata: Metadata({ traceparent }) },
     );
     expect(response.metadata.traceparent).toBe(traceparent);
+  });
+});
+
+describe('a status outside the spec', () => {
+  it('is reported as UNKNOWN without breaking the span, though grpc-js passes it on', async () => {
+    const exported = await tracing();
+    const { client } = await serve(exported, {
+      implementation: (backend) => ({
+        ...createTestServiceImpl({ backend }),
+        async unary() {
+          throw new ServerError(99 as Status, 'a code from the future');
+        },
+      }),
+    });
+    await expect(client.client.unary({})).rejects.toMatchObject({ code: 99 });
+    const spans = await exported.flush();
+    expect(spans.map((s) => [s.kind, s.attributes['rpc.grpc.status_code']]).sort()).toEqual([
+      ['CLIENT', Status.UNKNOWN],
+      ['SERVER', Status.UNKNOWN],
+    ]);
   });
 });
