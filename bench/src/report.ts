@@ -1,0 +1,113 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Machine } from './machine.js';
+import type { Row, ScenarioResult } from './results.js';
+
+/** Everything one run produced: written as JSON, rendered as markdown. */
+export interface RunReport {
+  machine: Machine;
+  quick: boolean;
+  repetitions: number;
+  durationS: number;
+  scenarios: ScenarioResult[];
+}
+
+/** Writes `results/<date>[-quick].json` and `RESULTS[-quick].md` under `dir`; returns their paths. */
+export function writeReport(report: RunReport, dir: string): { json: string; markdown: string } {
+  const suffix = report.quick ? '-quick' : '';
+  const stamp = report.machine.date.slice(0, 16).replace(':', '');
+  mkdirSync(join(dir, 'results'), { recursive: true });
+  const json = join(dir, 'results', `${stamp}${suffix}.json`);
+  const markdown = join(dir, `RESULTS${suffix}.md`);
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(markdown, renderMarkdown(report, `results/${stamp}${suffix}.json`));
+  return { json, markdown };
+}
+
+export function renderMarkdown(report: RunReport, jsonPath: string): string {
+  const { machine } = report;
+  const minutes = `${Math.floor(report.durationS / 60)} min ${Math.round(report.durationS % 60)} s`;
+  const lines = [
+    '# Switchyard benchmark results',
+    '',
+    `${report.quick ? 'Quick smoke run (`npm run bench -- --quick`): figures are not meaningful.' : 'Full run (`npm run bench`).'} ` +
+      `Measured ${machine.date.slice(0, 16).replace('T', ' ')} UTC${machine.commit ? ` at commit ${machine.commit}` : ''}, ` +
+      `${minutes}; every figure is the median of ${report.repetitions} interleaved repetitions. Raw data: [${jsonPath}](${jsonPath}).`,
+    '',
+    `- Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGb} GB, Linux ${machine.kernel}, Node ${machine.node}.`,
+    `- Load average when the run started: ${machine.loadAtStart.join(' / ')} (1 / 5 / 15 min) — other work sharing the cores shows up as noise.`,
+    `- Peers: ${Object.entries(machine.versions)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(' · ')}.`,
+    '',
+    '## Targets',
+    '',
+    ...table(
+      ['scenario', 'case', 'peer', 'target', 'measured', 'met'],
+      report.scenarios.flatMap((scenario) =>
+        scenario.rows
+          .filter((row) => row.target)
+          .map((row) => [
+            scenario.title,
+            row.case,
+            row.peer,
+            row.target!.text,
+            row.target!.measured,
+            verdict(row.target!.met),
+          ]),
+      ),
+    ),
+  ];
+  for (const scenario of report.scenarios) {
+    if (scenario.failed) {
+      lines.push('', `## ${scenario.title}`, '', '**Failed:**', '', '```', scenario.failed, '```');
+      continue;
+    }
+    lines.push('', `## ${scenario.title}`, '', scenario.method, '');
+    const header = ['case', 'peer', ...scenario.columns.map((column) => column.label)];
+    if (scenario.ratioLabel) header.push(scenario.ratioLabel);
+    header.push('target');
+    lines.push(
+      ...table(
+        header,
+        scenario.rows.map((row) => [
+          row.case,
+          peerCell(row),
+          ...scenario.columns.map((column) => formatNumber(row.metrics[column.key], column.digits)),
+          ...(scenario.ratioLabel
+            ? [row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`]
+            : []),
+          row.target ? `${row.target.text}: ${verdict(row.target.met)}` : '',
+        ]),
+      ),
+    );
+    if (scenario.notes.length > 0) lines.push('', ...scenario.notes.map((note) => `- ${note}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function peerCell(row: Row): string {
+  const base = row.baseline ? `${row.peer} (vs ${row.baseline})` : row.peer;
+  return row.absent ? `${row.peer} — **absent**: ${row.absent}` : base;
+}
+
+function verdict(met: boolean | undefined): string {
+  return met === undefined ? 'n/a' : met ? '✅ met' : '❌ not met';
+}
+
+function formatNumber(value: number | undefined, digits: number): string {
+  if (value === undefined || Number.isNaN(value)) return '—';
+  return value.toLocaleString('en', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const escape = (cell: string) => cell.replaceAll('|', '\\|');
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ];
+}

@@ -1,0 +1,63 @@
+/** A goal from another issue, set beside what was measured. */
+export interface Target {
+  /** The goal and where it comes from, e.g. "≤ 5% over bare nice-grpc (issue 3)". */
+  text: string;
+  /** The figure compared with the goal, as shown, e.g. "1.03×" or "+0.4 ms". */
+  measured: string;
+  /** Undefined when the figures it needs are missing (a peer absent). */
+  met: boolean | undefined;
+}
+
+/** One peer (or variant) in one case of a scenario. */
+export interface Row {
+  /** What was measured, e.g. "unary, 64 in flight". */
+  case: string;
+  peer: string;
+  /** Medians over the repetitions; empty when the peer is absent. */
+  metrics: Record<string, number>;
+  /** The peer whose figures `ratio` divides by. */
+  baseline?: string;
+  /** This row's key metric over the baseline's, oriented so that > 1 means costlier. */
+  ratio?: number;
+  /** Why there are no figures: not installed (with the command), not built yet. */
+  absent?: string;
+  target?: Target;
+}
+
+/** A column of a scenario's table: which metric, how it is labelled and rounded. */
+export interface Column {
+  key: string;
+  label: string;
+  digits: number;
+}
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  /** How it was measured, a few sentences. */
+  method: string;
+  columns: Column[];
+  /** What `Row.ratio` means here; no ratio column without it. */
+  ratioLabel?: string;
+  rows: Row[];
+  /** Observations the reader needs (generator capacity, errors seen, peers absent). */
+  notes: string[];
+  /** Set when the scenario could not finish: the error, with no rows. */
+  failed?: string;
+}
+
+/** How long and how often to measure. */
+export interface Settings {
+  quick: boolean;
+  /** Repetitions of each measurement; medians are reported. */
+  repetitions: number;
+  /** Scales every measurement window; 1 for the full run. */
+  timeScale: number;
+  log(message: string): void;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  run(settings: Settings): Promise<ScenarioResult>;
+}

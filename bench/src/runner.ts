@@ -1,0 +1,38 @@
+import type { Row, Settings } from './results.js';
+import { medianOfSamples } from './stats.js';
+
+/**
+ * Measures every peer `settings.repetitions` times, interleaved — A B C, C B A, A B C … — so
+ * that a slow spell of a shared machine lands on every peer alike, and returns each peer's
+ * medians. With `warmUp`, one unrecorded round runs first (JIT, connection pools, caches).
+ */
+export async function interleaved<Peer>(
+  peers: readonly Peer[],
+  settings: Settings,
+  measure: (peer: Peer) => Promise<Record<string, number>>,
+  { warmUp = !settings.quick }: { warmUp?: boolean } = {},
+): Promise<Map<Peer, Record<string, number>>> {
+  const samples = new Map<Peer, Record<string, number>[]>(peers.map((peer) => [peer, []]));
+  if (warmUp) for (const peer of peers) await measure(peer);
+  for (let repetition = 0; repetition < settings.repetitions; repetition++) {
+    const order = repetition % 2 === 0 ? peers : [...peers].reverse();
+    for (const peer of order) samples.get(peer)!.push(await measure(peer));
+  }
+  return new Map([...samples].map(([peer, values]) => [peer, medianOfSamples(values)]));
+}
+
+/**
+ * Sets each row's ratio to its baseline's, on `key`: `costlier` says whether a larger value
+ * is worse (latency, CPU) or better (throughput), so that ratio > 1 always means "costs more".
+ */
+export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower'): Row[] {
+  for (const row of rows) {
+    if (row.baseline === undefined || row.absent) continue;
+    const base = rows.find((other) => other.case === row.case && other.peer === row.baseline);
+    const value = row.metrics[key];
+    const reference = base?.metrics[key];
+    if (value === undefined || reference === undefined || base?.absent) continue;
+    row.ratio = costlier === 'higher' ? value / reference : reference / value;
+  }
+  return rows;
+}

@@ -1,0 +1,13 @@
+import type { Scenario } from '../results.js';
+import { balancingQuality } from './balancing.js';
+import { middlewareOverhead } from './middleware.js';
+import { proxyThroughput } from './proxy.js';
+import { proxyScale } from './scale.js';
+
+/** Every scenario, in the order they run and appear in RESULTS.md. */
+export const scenarios: Scenario[] = [
+  middlewareOverhead,
+  proxyThroughput,
+  balancingQuality,
+  proxyScale,
+];

@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateTestPki } from '@switchyard/testing';
+import type { MeasureRequest } from '../hosts/middleware-client.js';
+import { variants } from '../middleware/catalog.js';
+import { PKI_DIR_VARIABLE, STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
+import { startOtlpSink } from '../otlp-sink.js';
+import { type Host, startHost } from '../processes.js';
+import type { Row, Scenario } from '../results.js';
+import { interleaved, withRatios } from '../runner.js';
+
+const CASES: readonly (Omit<MeasureRequest, 'durationMs'> & { label: string })[] = [
+  { label: 'unary, 1 in flight', kind: 'unary', concurrency: 1 },
+  { label: 'unary, 64 in flight', kind: 'unary', concurrency: 64 },
+  {
+    label: `stream of ${STREAM_MESSAGES.toLocaleString('en')}, 1 in flight`,
+    kind: 'serverStream',
+    concurrency: 1,
+  },
+  {
+    label: `stream of ${STREAM_MESSAGES.toLocaleString('en')}, 64 in flight`,
+    kind: 'serverStream',
+    concurrency: 64,
+  },
+];
+
+/** How many hosts start at once: each imports grpc-js and friends, and the machine has 2 cores. */
+const STARTING_AT_ONCE = 4;
+
+export const middlewareOverhead: Scenario = {
+  id: 'middleware',
+  title: 'Middleware overhead',
+  async run(settings) {
+    const pkiDir = await writePki();
+    const sink = await startOtlpSink();
+    // Read by the hosts (they inherit the environment): the PKI of the mTLS stacks, and the
+    // OpenTelemetry SDK's configuration for the stacks that start it.
+    const environment: Record<string, string> = {
+      [PKI_DIR_VARIABLE]: pkiDir,
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: '5000',
+      OTEL_LOGS_EXPORTER: 'none',
+      OTEL_SERVICE_NAME: 'switchyard-bench',
+    };
+    Object.assign(process.env, environment);
+    const clients = new Map<Variant, Host<object>>();
+    const servers: Host<{ address: string }>[] = [];
+    try {
+      const queue = [...variants];
+      const startNext = async (): Promise<void> => {
+        const variant = queue.shift();
+        if (!variant) return;
+        const server = await startHost<{ address: string }>('middleware-server', [variant.name]);
+        servers.push(server);
+        clients.set(
+          variant,
+          await startHost('middleware-client', [variant.name, server.ready.address]),
+        );
+        return startNext();
+      };
+      await Promise.all(Array.from({ length: STARTING_AT_ONCE }, startNext));
+
+      const durationMs = Math.round(1_000 * settings.timeScale);
+      const rows: Row[] = [];
+      for (const { label, ...request } of CASES) {
+        settings.log(`middleware: ${label}`);
+        const medians = await interleaved(variants, settings, (variant) =>
+          clients.get(variant)!.request<Record<string, number>>({ ...request, durationMs }),
+        );
+        for (const variant of variants) {
+          rows.push({
+            case: label,
+            peer: variant.name,
+            baseline: variant.baseline === variant.name ? undefined : variant.baseline,
+            metrics: medians.get(variant)!,
+          });
+        }
+      }
+      const failing = rows.filter((row) => (row.metrics.errors ?? 0) > 0);
+      return {
+        id: this.id,
+        title: this.title,
+        method:
+          `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${settings.repetitions} ` +
+          'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
+          'process and its own client process, both on 127.0.0.1; the rate counts response ' +
+          "messages (calls, for unary) received inside the window. Cost is the baseline's rate " +
+          "over the stack's: 1.05× is 5% more time per call.",
+        columns: [
+          { key: 'rate', label: 'msgs/s', digits: 0 },
+          { key: 'p50Ms', label: 'p50 ms', digits: 3 },
+          { key: 'p99Ms', label: 'p99 ms', digits: 3 },
+        ],
+        ratioLabel: 'cost vs baseline',
+        rows: withRatios(rows, 'rate', 'lower'),
+        notes: [
+          `The SDK stacks exported to a local OTLP/HTTP sink: ${Object.entries(sink.received())
+            .map(
+              ([path, { requests, bytes }]) =>
+                `${path} ${requests} requests, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
+            )
+            .join(
+              '; ',
+            )}. "no SDK": no OpenTelemetry SDK registered, so tracing and Switchyard metrics run on the ` +
+            "API's no-op tracer and meter, while nice-grpc-prometheus still records into prom-client; the " +
+            'like-for-like comparison is the SDK one.',
+          ...failing.map(
+            (row) => `${row.peer}, ${row.case}: ${row.metrics.errors} failed calls (median)`,
+          ),
+        ],
+      };
+    } finally {
+      await Promise.all([...clients.values(), ...servers].map((host) => host.stop()));
+      await sink.close();
+      rmSync(pkiDir, { recursive: true, force: true });
+      for (const key of Object.keys(environment)) delete process.env[key];
+    }
+  },
+};
+
+/** The test PKI as PEM files, read by both processes of each mTLS stack. */
+async function writePki(): Promise<string> {
+  const pki = await generateTestPki();
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-pki-'));
+  writeFileSync(join(dir, 'ca.pem'), pki.ca.certPem);
+  writeFileSync(join(dir, 'server.pem'), pki.server.chainPem);
+  writeFileSync(join(dir, 'server-key.pem'), pki.server.keyPem);
+  writeFileSync(join(dir, 'client.pem'), pki.client.chainPem);
+  writeFileSync(join(dir, 'client-key.pem'), pki.client.keyPem);
+  return dir;
+}

@@ -1,0 +1,129 @@
+import type { BackendsReady } from '../hosts/backends.js';
+import { proxiedRun } from '../load/proxied-run.js';
+import { proxyPeers, type StartedPeer, startPeers, stopPeers } from '../peers/index.js';
+import { type Host, peakRssMb, startHost } from '../processes.js';
+import type { Row, Scenario } from '../results.js';
+import { interleaved, withRatios } from '../runner.js';
+
+const DIRECT = 'direct (no proxy)';
+/** Closed loop: connections × streams in flight. */
+const CONNECTIONS = 8;
+const STREAMS = 16;
+const FIXED_RATES = [1_000, 5_000];
+const RATE_CONNECTIONS = 10;
+
+export const proxyThroughput: Scenario = {
+  id: 'proxy',
+  title: 'Proxy: throughput, latency, CPU and memory',
+  async run(settings) {
+    const backends = await startHost<BackendsReady>('backends', [JSON.stringify({ count: 1 })]);
+    const upstream = backends.ready.addresses[0]!;
+    let peers: StartedPeer[] = [];
+    try {
+      peers = [
+        { label: DIRECT },
+        ...(await startPeers(
+          proxyPeers.map((peer) => [peer, peer.policies[0]!] as const),
+          [upstream],
+          (peer) => peer.name,
+        )),
+      ];
+      const present = peers.filter((peer) => !peer.absent);
+      const durationMs = 4_000 * settings.timeScale;
+      const warmUpMs = 1_000 * settings.timeScale;
+      const cases = [
+        {
+          label: `closed loop, ${CONNECTIONS} connections × ${STREAMS} streams`,
+          rps: undefined,
+          ratioOn: 'rate',
+        },
+        ...FIXED_RATES.map((rps) => ({
+          label: `${rps.toLocaleString('en')} req/s`,
+          rps,
+          ratioOn: 'p99Ms',
+        })),
+      ];
+      const rows: Row[] = [];
+      for (const { label, rps, ratioOn } of cases) {
+        settings.log(`proxy: ${label}`);
+        const medians = await interleaved(
+          present,
+          settings,
+          async (peer) => {
+            const { served: _, ...metrics } = await proxiedRun(backends, peer.running?.pid, {
+              target: peer.running?.target ?? upstream,
+              connections: rps ? RATE_CONNECTIONS : CONNECTIONS,
+              streams: rps ? 32 : STREAMS,
+              durationMs,
+              warmUpMs,
+              rps,
+            });
+            return metrics;
+          },
+          { warmUp: false },
+        );
+        const caseRows = peers.map(
+          (peer): Row => ({
+            case: label,
+            peer: peer.label,
+            baseline: peer.label === DIRECT ? undefined : DIRECT,
+            metrics: medians.get(peer) ?? {},
+            absent: peer.absent,
+          }),
+        );
+        rows.push(...withRatios(caseRows, ratioOn, ratioOn === 'rate' ? 'lower' : 'higher'));
+      }
+      // Peak RSS over the whole scenario, on the closed-loop rows.
+      for (const peer of present) {
+        const row = rows.find(
+          (candidate) => candidate.peer === peer.label && candidate.metrics.rate !== undefined,
+        );
+        if (peer.running && row) row.metrics.peakRssMb = peakRssMb(peer.running.pid);
+      }
+      const direct = rows.filter((row) => row.peer === DIRECT);
+      const proxied = Math.max(
+        ...rows.filter((row) => row.peer !== DIRECT).map((row) => row.metrics.rate ?? 0),
+      );
+      const capacity = Math.min(
+        ...rows.map((row) => row.metrics.generatorCapacity ?? Number.POSITIVE_INFINITY),
+      );
+      return {
+        id: this.id,
+        title: this.title,
+        method:
+          `h2load (one thread) posts one framed TestRequest per call to the Unary method of a nice-grpc ` +
+          `TestService backend (@switchyard/testing, in a process of its own): directly, or through each ` +
+          `proxy on one core (proxy-kit --workers 1, nginx one worker process, HAProxy nbthread 1). ` +
+          `Closed loop: ${CONNECTIONS} connections × ${STREAMS} concurrent streams; fixed rates: open loop ` +
+          `over ${RATE_CONNECTIONS} connections (h2load --rps). ${durationMs / 1000} s measured after ` +
+          `${warmUpMs / 1000} s of warm-up, repetitions interleaved. Every process shares the same cores, ` +
+          `so a proxy's CPU is taken from the backend and h2load: CPU s per 10k calls is the proxy's ` +
+          `own cost (utime + stime of its process, /proc/<pid>/stat); peak RSS is VmHWM after the ` +
+          `scenario. Cost vs direct: rate ratio for the closed loop, p99 ratio at fixed rates.`,
+        columns: [
+          { key: 'rate', label: 'req/s', digits: 0 },
+          { key: 'p50Ms', label: 'p50 ms', digits: 2 },
+          { key: 'p99Ms', label: 'p99 ms', digits: 2 },
+          { key: 'maxMs', label: 'max ms', digits: 1 },
+          { key: 'cpuSPer10k', label: 'CPU s / 10k calls', digits: 2 },
+          { key: 'peakRssMb', label: 'peak RSS MB', digits: 0 },
+          { key: 'errors', label: 'errors', digits: 0 },
+        ],
+        ratioLabel: 'cost vs direct',
+        rows,
+        notes: [
+          `Load generator: h2load used one CPU-second per ${Math.round(capacity).toLocaleString('en')} calls at its ` +
+            `busiest (the least efficient run), so it could drive that many calls per second on a core of its own; ` +
+            `direct to the backend it reached ${Math.round(direct[0]?.metrics.rate ?? 0).toLocaleString('en')} req/s, ` +
+            `the fastest proxied run ${Math.round(proxied).toLocaleString('en')} req/s.`,
+          ...peers
+            .filter((peer) => peer.absent)
+            .map((peer) => `${peer.label} absent: ${peer.absent}`),
+        ],
+      };
+    } finally {
+      await stopPeers(peers);
+      await backends.stop();
+    }
+  },
+};

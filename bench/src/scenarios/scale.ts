@@ -1,0 +1,121 @@
+import type { BackendsReady } from '../hosts/backends.js';
+import { proxiedRun } from '../load/proxied-run.js';
+import { proxyKit, type StartedPeer, startPeers, stopPeers } from '../peers/index.js';
+import { sampleRss, startHost } from '../processes.js';
+import type { Row, Scenario } from '../results.js';
+import { interleaved } from '../runner.js';
+
+const ENDPOINTS = [1, 10, 100];
+const CONNECTIONS = [1, 100, 1_000];
+const RATE = 1_000;
+
+export const proxyScale: Scenario = {
+  id: 'scale',
+  title: 'proxy-kit at scale: endpoints × client connections',
+  async run(settings) {
+    const probe = proxyKit.probe();
+    const title = this.title;
+    const method =
+      `proxy-kit (p2c-ewma, one core) in front of 1, 10 or 100 nice-grpc TestService backends (all in ` +
+      `one process), driven by h2load at ${RATE.toLocaleString('en')} req/s in all (open loop) over 1, 100 ` +
+      `or 1,000 client connections. The same rate everywhere, so CPU per call shows what endpoints and ` +
+      'connections cost; RSS is the largest VmRSS sampled during the run.';
+    const columns = [
+      { key: 'cpuSPer10k', label: 'CPU s / 10k calls', digits: 2 },
+      { key: 'rssMb', label: 'RSS MB', digits: 0 },
+      { key: 'p50Ms', label: 'p50 ms', digits: 2 },
+      { key: 'p99Ms', label: 'p99 ms', digits: 2 },
+      { key: 'rate', label: 'req/s', digits: 0 },
+      { key: 'errors', label: 'errors', digits: 0 },
+    ];
+    if ('absent' in probe) {
+      const rows = ENDPOINTS.flatMap((endpoints) =>
+        CONNECTIONS.map(
+          (connections): Row => ({
+            ...cell(endpoints, connections),
+            metrics: {},
+            absent: probe.absent,
+          }),
+        ),
+      );
+      return { id: this.id, title, method, columns, rows, notes: [] };
+    }
+
+    const backends = await startHost<BackendsReady>('backends', [
+      JSON.stringify({ count: Math.max(...ENDPOINTS) }),
+    ]);
+    const proxies: StartedPeer[] = [];
+    try {
+      for (const endpoints of ENDPOINTS) {
+        proxies.push(
+          ...(await startPeers(
+            [[proxyKit, 'p2c-ewma']],
+            backends.ready.addresses.slice(0, endpoints),
+            () => `${endpoints}`,
+          )),
+        );
+      }
+      const cells = ENDPOINTS.flatMap((endpoints, index) =>
+        CONNECTIONS.map((connections) => ({
+          endpoints,
+          connections,
+          proxy: proxies[index]!.running!,
+        })),
+      );
+      const durationMs = 3_000 * settings.timeScale;
+      const warmUpMs = 1_000 * settings.timeScale;
+      settings.log(`scale: ${cells.length} cells`);
+      const medians = await interleaved(
+        cells,
+        settings,
+        async ({ connections, proxy }) => {
+          const stopSampling = sampleRss(proxy.pid);
+          try {
+            const { served: _, ...metrics } = await proxiedRun(backends, proxy.pid, {
+              target: proxy.target,
+              connections,
+              streams: Math.max(4, Math.ceil(64 / connections)),
+              durationMs,
+              // h2load opens every connection before it measures; on a busy machine a thousand
+              // handshakes take seconds, and a measurement starting before them sees none succeed.
+              warmUpMs: Math.max(warmUpMs, connections * 3),
+              rps: RATE,
+            });
+            return { ...metrics, rssMb: stopSampling() };
+          } finally {
+            stopSampling();
+          }
+        },
+        { warmUp: false },
+      );
+      // Every cell is compared with the smallest one, 1 endpoint and 1 connection.
+      const smallest = medians.get(cells[0]!)!.cpuSPer10k!;
+      const rows = cells.map(
+        (measured): Row => ({
+          ...cell(measured.endpoints, measured.connections),
+          metrics: medians.get(measured)!,
+          ratio: medians.get(measured)!.cpuSPer10k! / smallest,
+        }),
+      );
+      return {
+        id: this.id,
+        title,
+        method,
+        columns,
+        ratioLabel: 'CPU per call vs 1 × 1',
+        rows,
+        notes: [],
+      };
+    } finally {
+      await stopPeers(proxies);
+      await backends.stop();
+    }
+  },
+};
+
+function cell(endpoints: number, connections: number): Pick<Row, 'case' | 'peer'> {
+  return {
+    case: `${endpoints} endpoint${endpoints > 1 ? 's' : ''}`,
+    peer: `${connections.toLocaleString('en')} client connection${connections > 1 ? 's' : ''}`,
+  };
+}

@@ -1,0 +1,92 @@
+import type { Row, ScenarioResult } from './results.js';
+
+const NICE_GRPC_PAIR = 'nice-grpc-opentelemetry + nice-grpc-prometheus';
+
+/**
+ * The speed goals other issues set, attached to the rows they are about: for each scenario, a
+ * function from a row (and its scenario's rows) to the row's target, or undefined.
+ */
+const TARGETS: Record<string, (row: Row, rows: readonly Row[]) => Row['target']> = {
+  middleware(row, rows) {
+    const unary = row.case.startsWith('unary');
+    if (unary && row.peer === 'Switchyard deadline + cancellation')
+      return overheadAtMost(row, 0.05, 'issue 3');
+    if (unary && row.peer === 'Switchyard retry') return overheadAtMost(row, 0.03, 'issue 4');
+    const sdk = /, (SDK.*)$/.exec(row.peer)?.[1];
+    if (sdk && row.peer.startsWith('Switchyard metrics + tracing')) {
+      const pair = rows.find(
+        (other) => other.case === row.case && other.peer === `${NICE_GRPC_PAIR}, ${sdk}`,
+      );
+      return {
+        text: `overhead ≤ the nice-grpc pair's (issue 7)`,
+        measured: `${percent(row.ratio)} vs ${percent(pair?.ratio)}`,
+        met:
+          row.ratio === undefined || pair?.ratio === undefined
+            ? undefined
+            : row.ratio <= pair.ratio,
+      };
+    }
+    return undefined;
+  },
+  proxy(row, rows) {
+    if (row.peer !== 'proxy-kit') return undefined;
+    const other = (peer: string) =>
+      rows.find((candidate) => candidate.case === row.case && candidate.peer === peer);
+    if (row.case === '1,000 req/s') {
+      const added =
+        (row.metrics.p99Ms ?? Number.NaN) -
+        (other('direct (no proxy)')?.metrics.p99Ms ?? Number.NaN);
+      return {
+        text: 'added p99 ≤ 1 ms (issue 8)',
+        measured: Number.isNaN(added) ? '—' : `${added >= 0 ? '+' : ''}${added.toFixed(2)} ms`,
+        met: Number.isNaN(added) ? undefined : added <= 1,
+      };
+    }
+    if (row.case.startsWith('closed loop')) {
+      const nginx = other('nginx');
+      return {
+        text: "throughput ≥ nginx's (issue 8)",
+        measured: `${round(row.metrics.rate)} vs ${nginx?.absent ? 'absent' : round(nginx?.metrics.rate)} req/s`,
+        met:
+          nginx?.absent || row.absent
+            ? undefined
+            : (row.metrics.rate ?? 0) >= (nginx?.metrics.rate ?? 0),
+      };
+    }
+    return undefined;
+  },
+  balancing(row) {
+    if (row.peer !== 'proxy-kit p2c-ewma' || row.absent) return undefined;
+    const share = row.metrics.slowShare;
+    return {
+      text: '< 10% of calls to the slow backend (issue 8)',
+      measured: share === undefined ? '—' : `${share.toFixed(1)}%`,
+      met: share === undefined ? undefined : share < 10,
+    };
+  },
+};
+
+/** Sets `target` on every row of `result` that a goal applies to. */
+export function applyTargets(result: ScenarioResult): ScenarioResult {
+  const targetOf = TARGETS[result.id];
+  if (targetOf) for (const row of result.rows) row.target = targetOf(row, result.rows);
+  return result;
+}
+
+function overheadAtMost(row: Row, overhead: number, issue: string): Row['target'] {
+  return {
+    text: `≤ ${Math.round(overhead * 100)}% over ${row.baseline} (${issue})`,
+    measured: percent(row.ratio),
+    met: row.ratio === undefined ? undefined : row.ratio <= 1 + overhead,
+  };
+}
+
+function percent(ratio: number | undefined): string {
+  if (ratio === undefined) return '—';
+  const overhead = (ratio - 1) * 100;
+  return `${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}%`;
+}
+
+function round(value: number | undefined): string {
+  return value === undefined ? '—' : Math.round(value).toLocaleString('en');
+}
