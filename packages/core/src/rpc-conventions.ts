@@ -127,6 +127,9 @@ export function methodRecognizer({
   services,
   maxMethods = 200,
 }: MethodRecognitionOptions = {}): (path: string) => RpcMethodName {
+  if (!Number.isInteger(maxMethods) || maxMethods < 0) {
+    throw new TypeError(`maxMethods must be a non-negative integer, got ${maxMethods}`);
+  }
   const names = new Map<string, RpcMethodName>();
   const fixed = services !== undefined;
   if (services !== undefined) {

@@ -84,6 +84,14 @@ describe('methodRecognizer', () => {
     expect(recognize('/a.S/M').recognized).toBe(true);
   });
 
+  it('refuses a maxMethods that is not a count', () => {
+    for (const maxMethods of [-1, 1.5, Number.NaN]) {
+      expect(() => methodRecognizer({ maxMethods })).toThrow(
+        /^maxMethods must be a non-negative integer/,
+      );
+    }
+  });
+
   it('keeps one name object per method, so attribute caches can key on it', () => {
     const recognize = methodRecognizer();
     expect(recognize('/a.S/M')).toBe(recognize('/a.S/M'));

@@ -85,6 +85,14 @@ function measurer(
     durationBuckets = DEFAULT_DURATION_BUCKETS,
     messageSizes = false,
   } = options;
+  if (
+    durationBuckets.length === 0 ||
+    durationBuckets.some(
+      (b, i) => !Number.isFinite(b) || (i > 0 && b <= (durationBuckets[i - 1] as number)),
+    )
+  ) {
+    throw new TypeError('metrics: `durationBuckets` must be finite numbers in increasing order');
+  }
   const services = options.services === undefined ? undefined : [...options.services];
   if (messageSizes && services === undefined) {
     throw new TypeError(

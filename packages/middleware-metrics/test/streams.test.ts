@@ -169,6 +169,15 @@ describe('message sizes', () => {
       /`messageSizes: true` needs `services`/,
     );
   });
+
+  it('refuses duration buckets that are not increasing finite numbers, and bad maxMethods', () => {
+    for (const durationBuckets of [[], [0.1, 0.1], [1, 0.5], [0.1, Number.NaN]]) {
+      expect(() => metricsClientMiddleware({ durationBuckets })).toThrow(
+        /`durationBuckets` must be finite numbers in increasing order/,
+      );
+    }
+    expect(() => metricsServerMiddleware({ maxMethods: -5 })).toThrow(/^maxMethods must be/);
+  });
 });
 
 describe('a status outside the spec', () => {

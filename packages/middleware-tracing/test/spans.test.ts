@@ -130,6 +130,27 @@ describe('errors', () => {
   });
 });
 
+describe('malformed trace context', () => {
+  it('starts a new trace instead of failing the call', async () => {
+    const exported = await tracing();
+    const server = await startServer({
+      middleware: [
+        tracingServerMiddleware({ tracerProvider: exported.provider, propagator: w3cPropagator }),
+      ],
+    });
+    cleanup.push(() => server.stop());
+    const client = createTestClient(server.address);
+    cleanup.push(() => client.close());
+    const metadata = Metadata({ traceparent: '00-zz-not-a-trace-01', baggage: '=;=,%%%' });
+    await expect(client.client.unary({ payload: 'ok' }, { metadata })).resolves.toMatchObject({
+      payload: 'ok',
+    });
+    const [span] = await exported.flush();
+    expect(span?.parentSpanId).toBe('');
+    expect(span?.traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
 describe('method names', () => {
   it('names methods outside the given services _OTHER, with the real name in rpc.method_original', async () => {
     const exported = await tracing();
