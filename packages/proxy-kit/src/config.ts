@@ -137,13 +137,18 @@ export function loadConfigFile(path: string, overrides: Record<string, unknown> 
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${path}: expected a mapping of settings at the top level`);
   }
+  // The line of the key's node; for a key that is missing, of the mapping that should hold it.
   const where = (key: readonly PropertyKey[]) => {
-    const node = document.getIn(key as (string | number)[], true) as
-      | { range?: [number, number, number] }
-      | undefined;
-    if (!node?.range) return path;
-    const { line, col } = lineCounter.linePos(node.range[0]);
-    return `${path}:${line}:${col}`;
+    for (let depth = key.length; depth >= 0; depth--) {
+      const node = document.getIn(key.slice(0, depth) as (string | number)[], true) as
+        | { range?: [number, number, number] }
+        | undefined;
+      if (node?.range) {
+        const { line, col } = lineCounter.linePos(node.range[0]);
+        return `${path}:${line}:${col}`;
+      }
+    }
+    return path;
   };
   return validateConfig(
     { ...raw, ...overrides },
@@ -162,9 +167,15 @@ export function validateConfig(
 ): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input);
   if (result.success) return { ...result.data, baseDir, source };
-  const lines = result.error.issues.map((issue) => {
-    const key = keyPath(issue.path);
-    return `${where(issue.path)}: ${key || '(top level)'}: ${issue.message}`;
+  const lines = result.error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      // One line per key, pointing at the key itself: the usual cause is a typo.
+      return issue.keys.map((name) => {
+        const key = [...issue.path, name];
+        return `${where(key)}: ${keyPath(key)}: unknown key`;
+      });
+    }
+    return [`${where(issue.path)}: ${keyPath(issue.path) || '(top level)'}: ${issue.message}`];
   });
   throw new ConfigError(lines.join('\n'));
 }
@@ -251,7 +262,7 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
       },
       upstream: pool,
     },
-    discovery: config.discovery,
+    discovery: withPathsFrom(config.baseDir, config.discovery),
     healthCheck: config.healthCheck && {
       service: config.healthCheck.service,
       intervalMs: config.healthCheck.interval,
@@ -261,4 +272,13 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     graceMs: config.shutdown.grace,
     logLevel: config.log.level,
   };
+}
+
+/** Files a discovery section names are, like TLS files, relative to the config file. */
+function withPathsFrom(baseDir: string, discovery: DiscoveryConfig): DiscoveryConfig {
+  if (discovery.type === 'file') return { ...discovery, path: resolve(baseDir, discovery.path) };
+  if (discovery.type === 'kubernetes' && discovery.kubeconfig !== undefined) {
+    return { ...discovery, kubeconfig: resolve(baseDir, discovery.kubeconfig) };
+  }
+  return discovery;
 }
