@@ -148,13 +148,24 @@ export interface CallScopeServerOptions {
 export function callScopeServerMiddleware({
   forwardHeaders = DEFAULT_FORWARD_HEADERS,
 }: CallScopeServerOptions = {}): ServerMiddleware {
-  return <Request, Response>(call: ServerMiddlewareCall<Request, Response>, context: CallContext) =>
-    serveInCallScope<Response, Response | void>(
+  return <Request, Response>(
+    call: ServerMiddlewareCall<Request, Response>,
+    context: CallContext,
+  ) => {
+    const forwardMetadata = pickMetadata(context.metadata, forwardHeaders);
+    const current = storage.getStore();
+    if (current?.inbound === context.metadata) {
+      // A middleware installed before this one (tracing) may already have replaced a header
+      // with its own span's context; that value, not the request's, is the one to pass on.
+      for (const [key, values] of current.forwardMetadata) forwardMetadata.set(key, values);
+    }
+    return serveInCallScope<Response, Response | void>(
       call.method.path,
       context,
-      { forwardMetadata: pickMetadata(context.metadata, forwardHeaders) },
+      { forwardMetadata },
       () => call.next(call.request, context),
     );
+  };
 }
 
 /**

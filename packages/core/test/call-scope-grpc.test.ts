@@ -9,9 +9,15 @@ import {
   createServer,
   Metadata,
   type Server,
+  type ServerMiddlewareCall,
 } from 'nice-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callScopeServerMiddleware, currentCallScope, forwardScopeMetadata } from '../src/index.js';
+import {
+  callScopeServerMiddleware,
+  currentCallScope,
+  forwardScopeMetadata,
+  serveInCallScope,
+} from '../src/index.js';
 import { JsonService, type Observation, type Probe } from './json-service.js';
 
 // What a handler reports about the scope it runs in: the `traceparent` the scope forwards.
@@ -124,5 +130,40 @@ describe('call scope across real gRPC calls', () => {
     // JSON turns the handlers' `undefined` into null.
     expect(response.seen).toEqual(Array(6).fill(null));
     expect(response.downstream?.[0]?.seen).toEqual([null]);
+  });
+
+  it('callScopeServerMiddleware keeps what an earlier middleware put in the scope, and adds its own headers', async () => {
+    const server = createServer()
+      .use(<Req, Res>(call: ServerMiddlewareCall<Req, Res>, context: CallContext) =>
+        serveInCallScope<Res, Res | void>(
+          call.method.path,
+          context,
+          { forwardMetadata: Metadata({ traceparent: 'from-span' }) },
+          () => call.next(call.request, context),
+        ),
+      )
+      .use(callScopeServerMiddleware({ forwardHeaders: ['traceparent', 'x-request-id'] }));
+    server.add(JsonService, {
+      async unary(request: Probe): Promise<Observation> {
+        const forwarded = currentCallScope()?.forwardMetadata;
+        return {
+          id: request.id,
+          seen: [forwarded?.get('traceparent'), forwarded?.get('x-request-id')],
+        };
+      },
+      async *serverStream() {},
+      async *bidi() {},
+    });
+    const port = await server.listen('127.0.0.1:0');
+    try {
+      const client = createClient(JsonService, createChannel(`127.0.0.1:${port}`));
+      const response = await client.unary(
+        { id: 1 },
+        { metadata: Metadata({ traceparent: 'from-request', 'x-request-id': 'r-1' }) },
+      );
+      expect(response.seen).toEqual(['from-span', 'r-1']);
+    } finally {
+      await server.shutdown();
+    }
   });
 });
