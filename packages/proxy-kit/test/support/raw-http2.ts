@@ -5,6 +5,7 @@ import {
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 
@@ -16,8 +17,9 @@ import type { AddressInfo } from 'node:net';
 /** A node:http2 server whose streams `onStream` answers. */
 export async function startRawBackend(
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]) => void,
+  settings?: Settings,
 ): Promise<{ address: string; close(): Promise<void> }> {
-  const server = createServer();
+  const server = createServer({ settings });
   const sessions = new Set<import('node:http2').ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
