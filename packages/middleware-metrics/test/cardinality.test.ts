@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:http2';
+import type { MetricFamily } from '@switchyard/testing';
 import {
   createTestClient,
   type RunningTestServer,
@@ -13,7 +14,6 @@ import { Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
 import { type ScrapedMeter, startScrapedMeter } from './harness.js';
-import type { MetricFamily } from './prometheus-text.js';
 
 const CALLS = 10_000;
 const CONCURRENCY = 64;

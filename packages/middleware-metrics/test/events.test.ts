@@ -8,6 +8,7 @@ import { createRetryBudget, createRetryMiddleware } from '@switchyard/middleware
 import {
   createTestClient,
   createTestServiceImpl,
+  seriesWith,
   startServer,
   TestServiceDefinition,
 } from '@switchyard/testing';
@@ -16,7 +17,6 @@ import { ServerError } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
 import { type ScrapedMeter, startScrapedMeter } from './harness.js';
-import { seriesWith } from './prometheus-text.js';
 
 const UNARY = '/switchyard.testing.v1.TestService/Unary';
 

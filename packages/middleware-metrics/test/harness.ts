@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { type MetricFamily, parsePrometheusText } from './prometheus-text.js';
+import { type MetricFamily, parsePrometheusText } from '@switchyard/testing';
 
 /** A meter provider read by a real Prometheus exporter, scraped over HTTP on 127.0.0.1. */
 export interface ScrapedMeter {

@@ -1,7 +1,9 @@
 import { withInboundCall } from '@switchyard/core';
 import {
   createTestClient,
+  type MetricFamily,
   type RunningTestServer,
+  seriesWith,
   startServer,
   type TestClient,
 } from '@switchyard/testing';
@@ -13,7 +15,6 @@ import {
   metricsServerMiddleware,
 } from '../src/index.js';
 import { type ScrapedMeter, startScrapedMeter } from './harness.js';
-import { type MetricFamily, seriesWith } from './prometheus-text.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';
 

@@ -1,7 +1,10 @@
 import {
   createTestClient,
   createTestServiceImpl,
+  type HistogramSeries,
+  type MetricFamily,
   type RunningTestServer,
+  seriesWith,
   startServer,
   type TestClient,
   TestRequest,
@@ -16,7 +19,6 @@ import {
   metricsServerMiddleware,
 } from '../src/index.js';
 import { type ScrapedMeter, startScrapedMeter } from './harness.js';
-import { type HistogramSeries, type MetricFamily, seriesWith } from './prometheus-text.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';
 

@@ -1,10 +1,10 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import type { ReceivedSpan } from '@switchyard/testing';
 import { createTestClient } from '@switchyard/testing';
 import { Metadata, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tracingClientMiddleware, tracingServerMiddleware } from '../src/index.js';
-import type { ReceivedSpan } from './otlp-receiver.js';
 import {
   type Chain,
   type ExportedTracing,

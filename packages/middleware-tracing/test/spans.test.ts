@@ -1,4 +1,5 @@
 import { callScopeServerMiddleware, currentCallScope, withInboundCall } from '@switchyard/core';
+import type { ReceivedSpan } from '@switchyard/testing';
 import {
   createTestClient,
   createTestServiceImpl,
@@ -11,7 +12,6 @@ import { createChannel, createClientFactory } from 'nice-grpc';
 import { Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tracingClientMiddleware, tracingServerMiddleware } from '../src/index.js';
-import type { ReceivedSpan } from './otlp-receiver.js';
 import {
   type ExportedTracing,
   startChain,

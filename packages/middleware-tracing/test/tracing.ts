@@ -10,14 +10,16 @@ import { GrpcError } from '@switchyard/core';
 import {
   createTestClient,
   createTestServiceImpl,
+  type OtlpReceiver,
+  type ReceivedSpan,
   type RunningTestServer,
+  startOtlpReceiver,
   startServer,
   type TestClient,
   type TestServiceClient,
   type TestServiceImplementation,
 } from '@switchyard/testing';
 import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './otlp-receiver.js';
 
 /** W3C trace context and baggage, as the SDK's default `OTEL_PROPAGATORS` configures them. */
 export const w3cPropagator = new CompositePropagator({

@@ -2,12 +2,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { metricsClientMiddleware, metricsServerMiddleware } from '@switchyard/middleware-metrics';
 import { tracingClientMiddleware, tracingServerMiddleware } from '@switchyard/middleware-tracing';
-import { createTestClient, startServer } from '@switchyard/testing';
-import { afterEach, describe, expect, it } from 'vitest';
 // Shared test helpers of the sibling packages: a strict Prometheus text parser and a decoding
 // OTLP/HTTP receiver.
-import { parsePrometheusText, seriesWith } from '../../middleware-metrics/test/prometheus-text.js';
-import { startOtlpReceiver } from '../../middleware-tracing/test/otlp-receiver.js';
+import {
+  createTestClient,
+  parsePrometheusText,
+  seriesWith,
+  startOtlpReceiver,
+  startServer,
+} from '@switchyard/testing';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startTelemetry, type Telemetry, TelemetryConfigError } from '../src/index.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';

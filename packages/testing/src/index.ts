@@ -23,7 +23,14 @@ export {
   TestServiceDefinition,
   type TestServiceImplementation,
 } from './gen/nice/switchyard/testing/v1/test.js';
+export {
+  type AttributeValue,
+  type OtlpReceiver,
+  type ReceivedSpan,
+  startOtlpReceiver,
+} from './otlp-receiver.js';
 export { generateTestPki, TEST_CLIENT_SPIFFE_ID, type TestPki } from './pki.js';
+export * from './prometheus-text.js';
 export {
   PYTHON_GRPC_MISSING,
   type PythonClientOptions,

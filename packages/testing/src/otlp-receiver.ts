@@ -6,7 +6,9 @@ import protobuf from 'protobufjs';
 // An OTLP/HTTP trace receiver: accepts what an OpenTelemetry exporter POSTs to /v1/traces and
 // decodes the protobuf body, as a collector would.
 
-const root = protobuf.loadSync(fileURLToPath(new URL('./otlp/trace.proto', import.meta.url)));
+const root = protobuf.loadSync(
+  fileURLToPath(new URL('../proto-otlp/trace.proto', import.meta.url)),
+);
 const ExportTraceServiceRequest = root.lookupType(
   'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest',
 );
