@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { PYTHON_GRPC_MISSING, pythonGrpcAvailable } from '@switchyard/testing';
+import { PYTHON, PYTHON_GRPC_MISSING, pythonGrpcAvailable } from '@switchyard/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   HealthCheckResponse_ServingStatus as EsServingStatus,
@@ -12,9 +12,6 @@ import {
 } from '../src/gen/connect/grpc/health/v1/health_pb.js';
 import { type RunningHealthServer, startHealthServer } from './support/health-server.js';
 
-// Same interpreter rule as @switchyard/testing's Python peer: Debian's python3-grpcio is
-// importable by the system python3 only.
-const PYTHON = process.env.SWITCHYARD_PYTHON ?? '/usr/bin/python3';
 const CLIENT = fileURLToPath(new URL('./fixtures/health_client.py', import.meta.url));
 const DESCRIPTOR_SET = fileURLToPath(new URL('../dist/health.binpb', import.meta.url));
 

@@ -101,13 +101,35 @@ export interface ConnectTestClient {
   close(): void;
 }
 
-/** A connect-node client speaking gRPC over cleartext HTTP/2 to `address` (`host:port`). */
-export function createConnectClient(address: string): ConnectTestClient {
-  const baseUrl = `http://${address}`;
+/** TLS settings of {@link createConnectClient}. */
+export interface ConnectClientTls {
+  /** CA bundle (PEM) that verifies the server. */
+  ca: string;
+  /** Client certificate and key (PEM), for mutual TLS. */
+  certPem?: string;
+  keyPem?: string;
+  /** Name the server certificate must carry. Default `localhost`. */
+  servername?: string;
+}
+
+/**
+ * A connect-node client speaking gRPC to `address` (`host:port`): over cleartext HTTP/2, or TLS
+ * with `tls` (and mutual TLS when it has a client certificate).
+ */
+export function createConnectClient(
+  address: string,
+  { tls }: { tls?: ConnectClientTls } = {},
+): ConnectTestClient {
+  const baseUrl = `${tls ? 'https' : 'http'}://${address}`;
+  const nodeOptions = tls && {
+    ca: tls.ca,
+    ...(tls.certPem && { cert: tls.certPem, key: tls.keyPem }),
+    servername: tls.servername ?? 'localhost',
+  };
   // The gRPC transport always speaks HTTP/2. Owning its session manager is
   // what lets close() end the connection, which would otherwise linger until
   // connect's idle timeout.
-  const sessionManager = new Http2SessionManager(baseUrl);
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, nodeOptions);
+  const transport = createGrpcTransport({ baseUrl, sessionManager, nodeOptions });
   return { client: createClient(TestService, transport), close: () => sessionManager.abort() };
 }

@@ -10,6 +10,7 @@ export {
   type TestClientOptions,
 } from './client.js';
 export {
+  type ConnectClientTls,
   type ConnectServerOptions,
   type ConnectTestClient,
   createConnectClient,
@@ -32,6 +33,7 @@ export {
 export { generateTestPki, TEST_CLIENT_SPIFFE_ID, type TestPki } from './pki.js';
 export * from './prometheus-text.js';
 export {
+  PYTHON,
   PYTHON_GRPC_MISSING,
   type PythonClientOptions,
   type PythonServerOptions,

@@ -7,9 +7,12 @@ import { TestRequest, TestResponse } from './gen/nice/switchyard/testing/v1/test
 
 const execFileAsync = promisify(execFile);
 
-// Debian's python3-grpcio and python3-protobuf are installed for the system
-// interpreter; a python3 earlier on PATH (pyenv, a venv) usually cannot see them.
-const PYTHON = process.env.SWITCHYARD_PYTHON ?? '/usr/bin/python3';
+/**
+ * The interpreter that runs Python peers: Debian's python3-grpcio and python3-protobuf are
+ * installed for the system interpreter, and a python3 earlier on PATH (pyenv, a venv) usually
+ * cannot see them. `SWITCHYARD_PYTHON` overrides it.
+ */
+export const PYTHON = process.env.SWITCHYARD_PYTHON ?? '/usr/bin/python3';
 
 // Both paths hold from src/ (tests) and from dist/ (built package).
 const PEER = fileURLToPath(new URL('../python/peer.py', import.meta.url));
