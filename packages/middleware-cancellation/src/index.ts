@@ -1,5 +1,5 @@
 import { currentCallScope } from '@switchyard/core';
-import type { ClientMiddleware } from 'nice-grpc-common';
+import type { CallOptions, ClientMiddleware, ClientMiddlewareCall } from 'nice-grpc-common';
 
 /** Call options of {@link cancellationMiddleware}. */
 export interface CancellationOptions {
@@ -20,27 +20,36 @@ export interface CancellationOptions {
  * enters: `deadlineServerMiddleware` from `@switchyard/middleware-deadline`, or core's
  * `callScopeServerMiddleware()`. Outside a handler, calls pass through untouched.
  */
-export const cancellationMiddleware: ClientMiddleware<CancellationOptions> =
-  async function* cancellationMiddleware(call, options) {
-    const { propagateCancellation = true, ...rest } = options;
-    const inbound = propagateCancellation ? currentCallScope()?.signal : undefined;
-    const own = rest.signal;
-    if (inbound === undefined || own === inbound) return yield* call.next(call.request, rest);
-    // Without a signal of its own the call can simply use the inbound one: nothing to link.
-    if (own === undefined) return yield* call.next(call.request, { ...rest, signal: inbound });
+export const cancellationMiddleware: ClientMiddleware<CancellationOptions> = (call, options) => {
+  const { propagateCancellation = true, ...rest } = options;
+  const inbound = propagateCancellation ? currentCallScope()?.signal : undefined;
+  const own = rest.signal;
+  // The common cases need no generator of their own, which keeps them nearly free: outside a
+  // handler the call passes through; without a signal of its own it simply uses the inbound one.
+  if (inbound === undefined || own === inbound) return call.next(call.request, rest);
+  if (own === undefined) return call.next(call.request, { ...rest, signal: inbound });
+  return linked(call, rest, own, inbound);
+};
 
-    const controller = new AbortController();
-    const abort = () => controller.abort();
-    if (own.aborted || inbound.aborted) {
-      controller.abort();
-    } else {
-      own.addEventListener('abort', abort);
-      inbound.addEventListener('abort', abort);
-    }
-    try {
-      return yield* call.next(call.request, { ...rest, signal: controller.signal });
-    } finally {
-      own.removeEventListener('abort', abort);
-      inbound.removeEventListener('abort', abort);
-    }
-  };
+/** Runs the call with a signal that aborts when either `own` or `inbound` does. */
+async function* linked<Request, Response>(
+  call: ClientMiddlewareCall<Request, Response>,
+  options: CallOptions,
+  own: AbortSignal,
+  inbound: AbortSignal,
+): AsyncGenerator<Response, Response | void, undefined> {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  if (own.aborted || inbound.aborted) {
+    controller.abort();
+  } else {
+    own.addEventListener('abort', abort);
+    inbound.addEventListener('abort', abort);
+  }
+  try {
+    return yield* call.next(call.request, { ...options, signal: controller.signal });
+  } finally {
+    own.removeEventListener('abort', abort);
+    inbound.removeEventListener('abort', abort);
+  }
+}

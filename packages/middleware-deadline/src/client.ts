@@ -1,5 +1,12 @@
-import { currentCallScope, encodeGrpcTimeout } from '@switchyard/core';
-import { ClientError, type ClientMiddleware, Metadata, Status } from 'nice-grpc-common';
+import { type CallScope, currentCallScope, encodeGrpcTimeout } from '@switchyard/core';
+import {
+  type CallOptions,
+  ClientError,
+  type ClientMiddleware,
+  type ClientMiddlewareCall,
+  Metadata,
+  Status,
+} from 'nice-grpc-common';
 
 /**
  * Call options of {@link deadlineMiddleware}. `deadline` is the option of
@@ -69,8 +76,15 @@ export function deadlineClientMiddleware({
   checkMs('propagationOffset', propagationOffset);
   const defaultFor = defaultDeadlineLookup(defaultDeadlines);
 
-  return async function* deadlineMiddleware(call, options) {
-    const { deadline, propagateDeadline = true, ...rest } = options;
+  const hasDefaults = Object.keys(defaultDeadlines).length > 0 || maxDeadline !== Infinity;
+
+  // Runs lazily, when the call starts (its first iteration), as nice-grpc starts calls then.
+  async function* withDeadline<Request, Response>(
+    call: ClientMiddlewareCall<Request, Response>,
+    options: CallOptions,
+    deadline: Date | number | undefined,
+    scope: CallScope | undefined,
+  ): AsyncGenerator<Response, Response | void, undefined> {
     const path = call.method.path;
     const now = Date.now();
     let at = Math.min(
@@ -78,29 +92,26 @@ export function deadlineClientMiddleware({
       now + maxDeadline,
     );
     let inheritedFrom: string | undefined;
-    if (propagateDeadline) {
-      const scope = currentCallScope();
-      if (scope?.deadline !== undefined) {
-        const inherited = scope.deadline.getTime() - propagationOffset;
-        if (inherited < at) {
-          at = inherited;
-          inheritedFrom = scope.method;
-        }
+    if (scope?.deadline !== undefined) {
+      const inherited = scope.deadline.getTime() - propagationOffset;
+      if (inherited < at) {
+        at = inherited;
+        inheritedFrom = scope.method;
       }
     }
-    if (at === Number.POSITIVE_INFINITY || rest.signal?.aborted) {
-      return yield* call.next(call.request, rest);
+    if (at === Number.POSITIVE_INFINITY || options.signal?.aborted) {
+      return yield* call.next(call.request, options);
     }
     const remaining = at - now;
     // As grpc-go: a call whose deadline has passed fails without reaching the wire.
     if (remaining <= 0) throw deadlineExceeded(path, inheritedFrom);
 
-    const metadata = Metadata(rest.metadata).set(
+    const metadata = Metadata(options.metadata).set(
       'grpc-timeout',
       encodeGrpcTimeout(Math.min(remaining, MAX_WIRE_TIMEOUT)),
     );
     const controller = new AbortController();
-    const callerSignal = rest.signal;
+    const callerSignal = options.signal;
     const abort = () => controller.abort();
     callerSignal?.addEventListener('abort', abort);
     let expired = false;
@@ -116,7 +127,7 @@ export function deadlineClientMiddleware({
     let timer = setTimeout(expire, Math.min(remaining, MAX_TIMER_DELAY));
 
     try {
-      return yield* call.next(call.request, { ...rest, metadata, signal: controller.signal });
+      return yield* call.next(call.request, { ...options, metadata, signal: controller.signal });
     } finally {
       clearTimeout(timer);
       callerSignal?.removeEventListener('abort', abort);
@@ -124,6 +135,18 @@ export function deadlineClientMiddleware({
       // biome-ignore lint/correctness/noUnsafeFinally: replacing that error is the point.
       if (expired) throw deadlineExceeded(path, inheritedFrom);
     }
+  }
+
+  return (call, options) => {
+    const { deadline, propagateDeadline = true, ...rest } = options;
+    // The call belongs to the handler that made it, so its scope is read here, not where the
+    // call happens to be iterated.
+    const scope = propagateDeadline ? currentCallScope() : undefined;
+    // A call with no deadline from anywhere needs no generator of its own: nearly free.
+    if (deadline === undefined && scope?.deadline === undefined && !hasDefaults) {
+      return call.next(call.request, rest);
+    }
+    return withDeadline(call, rest, deadline, scope);
   };
 }
 
