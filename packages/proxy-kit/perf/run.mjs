@@ -143,10 +143,16 @@ function percentile(sorted, p) {
 }
 
 async function closedLoop(target) {
+  // Warm-up (JIT, connections) outside the measurement.
+  await h2load(
+    target.port,
+    ['-n', '5000', '-c', args.clients, '-m', args.streams, '-t', '1'],
+    args['client-cpus'],
+  );
   const before = target.pid ? usage(target.pid) : undefined;
   const result = await h2load(
     target.port,
-    ['-D', args.duration, '-c', args.clients, '-m', args.streams, '-t', '1', '--warm-up-time=1'],
+    ['-D', args.duration, '-c', args.clients, '-m', args.streams, '-t', '1'],
     args['client-cpus'],
   );
   const after = target.pid ? usage(target.pid) : undefined;
@@ -154,14 +160,17 @@ async function closedLoop(target) {
     rps: result.rps,
     failed: result.failed,
     cpuPerCallUs: before ? ((after.cpu - before.cpu) * 1e6) / result.succeeded : undefined,
-    cpuCores: before ? (after.cpu - before.cpu) / (Number(args.duration) + 1) : undefined,
+    cpuCores: before ? (after.cpu - before.cpu) / Number(args.duration) : undefined,
     rssMB: after ? after.rss / 2 ** 20 : undefined,
   };
 }
 
+let fixedRateRuns = 0;
+
 async function fixedRate(target) {
   const clients = 10;
-  const log = join(tmp, `latency-${target.name}.tsv`);
+  const log = join(tmp, `latency-${target.name}-${fixedRateRuns++}.tsv`);
+  const before = target.pid ? usage(target.pid) : undefined;
   const result = await h2load(
     target.port,
     [
@@ -177,6 +186,7 @@ async function fixedRate(target) {
     ],
     args['client-cpus'],
   );
+  const after = target.pid ? usage(target.pid) : undefined;
   const latencies = readFileSync(log, 'utf8')
     .trim()
     .split('\n')
@@ -185,6 +195,7 @@ async function fixedRate(target) {
   return {
     rps: result.rps,
     failed: result.failed,
+    cpuPerCallUs: before ? ((after.cpu - before.cpu) * 1e6) / result.succeeded : undefined,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     max: latencies.at(-1),

@@ -311,11 +311,18 @@ export class HpackDecoder {
   }
 }
 
-// Exact name/value pairs and names of the static table, for the encoder.
-const STATIC_PAIRS = new Map<string, number>();
+// Exact name/value pairs and names of the static table, for the encoder. Pairs are looked up
+// name first, then value: no key string is built per field (decoded fields reuse the same
+// string objects, whose hashes V8 caches).
+const STATIC_PAIRS = new Map<string, Map<string, number>>();
 const STATIC_NAMES = new Map<string, number>();
 STATIC.forEach(([name, value], i) => {
-  STATIC_PAIRS.set(`${name}\0${value}`, i + 1);
+  let values = STATIC_PAIRS.get(name);
+  if (values === undefined) {
+    values = new Map();
+    STATIC_PAIRS.set(name, values);
+  }
+  values.set(value, i + 1);
   if (!STATIC_NAMES.has(name)) STATIC_NAMES.set(name, i + 1);
 });
 
@@ -347,9 +354,9 @@ const MAX_INDEXED_VALUE = 512;
  */
 export class HpackEncoder {
   // Dynamic table: insertion number of the newest entry for each pair and each name.
-  readonly #pairs = new Map<string, number>();
+  readonly #pairs = new Map<string, Map<string, number>>();
   readonly #names = new Map<string, number>();
-  readonly #entries: { key: string; name: string; size: number; id: number }[] = [];
+  readonly #entries: { name: string; value: string; size: number; id: number }[] = [];
   #first = 0; // index in #entries of the oldest live entry
   #inserted = 0;
   #size = 0;
@@ -390,13 +397,12 @@ export class HpackEncoder {
         this.#literal(name, value, 0x10);
         continue;
       }
-      const key = `${name}\0${value}`;
-      const staticIndex = STATIC_PAIRS.get(key);
+      const staticIndex = STATIC_PAIRS.get(name)?.get(value);
       if (staticIndex !== undefined) {
         this.#integer(staticIndex, 7, 0x80);
         continue;
       }
-      const id = this.#pairs.get(key);
+      const id = this.#pairs.get(name)?.get(value);
       if (id !== undefined) {
         this.#integer(this.#dynamicIndex(id), 7, 0x80);
         continue;
@@ -404,7 +410,7 @@ export class HpackEncoder {
       if (SENSITIVE.has(name)) this.#literal(name, value, 0x10);
       else if (VOLATILE.has(name) || value.length > MAX_INDEXED_VALUE)
         this.#literal(name, value, 0x00);
-      else this.#indexedLiteral(name, value, key);
+      else this.#indexedLiteral(name, value);
     }
     return this.#out.subarray(0, this.#o);
   }
@@ -427,20 +433,25 @@ export class HpackEncoder {
     this.#string(value, false);
   }
 
-  #indexedLiteral(name: string, value: string, key: string): void {
+  #indexedLiteral(name: string, value: string): void {
     const nameIndex = this.#nameIndex(name);
     this.#integer(nameIndex, 6, 0x40);
     if (nameIndex === 0) this.#string(name, true);
     this.#string(value, true);
-    this.#insert(name, key, name.length + value.length + ENTRY_OVERHEAD);
+    this.#insert(name, value, name.length + value.length + ENTRY_OVERHEAD);
   }
 
-  #insert(name: string, key: string, size: number): void {
+  #insert(name: string, value: string, size: number): void {
     this.#evict(size);
     if (size > this.#maxSize) return;
     const id = ++this.#inserted;
-    this.#entries.push({ key, name, size, id });
-    this.#pairs.set(key, id);
+    this.#entries.push({ name, value, size, id });
+    let values = this.#pairs.get(name);
+    if (values === undefined) {
+      values = new Map();
+      this.#pairs.set(name, values);
+    }
+    values.set(value, id);
     this.#names.set(name, id);
     this.#size += size;
   }
@@ -450,7 +461,11 @@ export class HpackEncoder {
     while (this.#first < entries.length && this.#size + incoming > this.#maxSize) {
       const oldest = entries[this.#first++]!;
       this.#size -= oldest.size;
-      if (this.#pairs.get(oldest.key) === oldest.id) this.#pairs.delete(oldest.key);
+      const values = this.#pairs.get(oldest.name);
+      if (values?.get(oldest.value) === oldest.id) {
+        values.delete(oldest.value);
+        if (values.size === 0) this.#pairs.delete(oldest.name);
+      }
       if (this.#names.get(oldest.name) === oldest.id) this.#names.delete(oldest.name);
     }
     if (this.#first > 64 && this.#first * 2 > entries.length) {
