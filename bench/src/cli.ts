@@ -37,7 +37,7 @@ const started = Date.now();
 const settings: Settings = {
   quick: values.quick,
   repetitions: values.quick ? 1 : 3,
-  timeScale: values.quick ? 0.15 : 1,
+  timeScale: values.quick ? 0.2 : 1,
   log: (message) =>
     process.stderr.write(
       `[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`,

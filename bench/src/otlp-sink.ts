@@ -13,7 +13,9 @@ export interface OtlpSink {
 export async function startOtlpSink(): Promise<OtlpSink> {
   const received: Record<string, { requests: number; bytes: number }> = {};
   const server = createServer((request, response) => {
-    const tally = (received[request.url ?? '/'] ??= { requests: 0, bytes: 0 });
+    const path = request.url ?? '/';
+    received[path] ??= { requests: 0, bytes: 0 };
+    const tally = received[path];
     tally.requests += 1;
     request.on('data', (chunk: Buffer) => {
       tally.bytes += chunk.length;

@@ -104,10 +104,10 @@ function formatNumber(value: number | undefined, digits: number): string {
 }
 
 function table(header: string[], rows: string[][]): string[] {
-  const escape = (cell: string) => cell.replaceAll('|', '\\|');
+  const escapePipes = (cell: string) => cell.replaceAll('|', '\\|');
   return [
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+    ...rows.map((row) => `| ${row.map(escapePipes).join(' | ')} |`),
   ];
 }

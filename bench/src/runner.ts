@@ -4,16 +4,14 @@ import { medianOfSamples } from './stats.js';
 /**
  * Measures every peer `settings.repetitions` times, interleaved — A B C, C B A, A B C … — so
  * that a slow spell of a shared machine lands on every peer alike, and returns each peer's
- * medians. With `warmUp`, one unrecorded round runs first (JIT, connection pools, caches).
+ * medians. Warming up is the measurement's business (h2load's warm-up, the hosts' first calls).
  */
 export async function interleaved<Peer>(
   peers: readonly Peer[],
   settings: Settings,
   measure: (peer: Peer) => Promise<Record<string, number>>,
-  { warmUp = !settings.quick }: { warmUp?: boolean } = {},
 ): Promise<Map<Peer, Record<string, number>>> {
   const samples = new Map<Peer, Record<string, number>[]>(peers.map((peer) => [peer, []]));
-  if (warmUp) for (const peer of peers) await measure(peer);
   for (let repetition = 0; repetition < settings.repetitions; repetition++) {
     const order = repetition % 2 === 0 ? peers : [...peers].reverse();
     for (const peer of order) samples.get(peer)!.push(await measure(peer));

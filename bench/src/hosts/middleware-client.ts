@@ -13,8 +13,11 @@ export interface MeasureRequest {
 const variant = variantNamed(process.argv[2]!);
 await variant.setup?.();
 const caller = variant.connect(process.argv[3]!);
-// The first call connects, so that no measurement includes the handshake.
+// Connects, then warms up: a fresh process compiles its hot paths during its first calls, which
+// would otherwise land in the first (or, in a quick run, the only) measurement.
 await caller.unary(() => {});
+await closedLoop(caller.unary, 16, 300);
+await closedLoop(caller.serverStream, 4, 300);
 serveRequests<MeasureRequest>({}, ({ kind, concurrency, durationMs }) =>
   closedLoop(caller[kind], concurrency, durationMs),
 );

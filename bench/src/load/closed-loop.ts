@@ -2,18 +2,17 @@ import { performance } from 'node:perf_hooks';
 import { type LatencySummary, summariseLatencies } from '../stats.js';
 
 export interface ClosedLoopResult extends LatencySummary {
-  /** Response messages received per second within the window (calls per second for unary). */
+  /** Response messages received per second (calls per second, for unary). */
   rate: number;
   /** Calls that failed. */
   errors: number;
 }
 
 /**
- * Keeps `concurrency` calls in flight for `durationMs`: each of `concurrency` workers starts
- * its next call as soon as its previous one ends. `call` reports each response message it
- * receives; only messages and calls completed inside the window count. At the end of the window
- * `signal` aborts, so that long calls (streams) still running stop rather than being waited
- * for; their failures then are not errors.
+ * Keeps `concurrency` calls in flight for `durationMs`: each of `concurrency` workers starts its
+ * next call as soon as its previous one ends, until the window closes. Unary calls running then
+ * are awaited and count, over the time they took; `signal` aborts at the close so that streams
+ * still running stop rather than being waited for (their failures are not errors).
  */
 export async function closedLoop(
   call: (onMessage: () => void, signal: AbortSignal) => Promise<void>,
@@ -23,29 +22,39 @@ export async function closedLoop(
   const latencies: number[] = [];
   let messages = 0;
   let errors = 0;
-  const end = performance.now() + durationMs;
-  const windowEnd = new AbortController();
-  const timer = setTimeout(() => windowEnd.abort(), durationMs);
+  const windowClose = new AbortController();
+  // A window with nothing in it measures nothing (long streams starting on a starved machine):
+  // it closes after `durationMs`, but not before the first response or failure.
+  let timeIsUp = false;
+  const closeIfDue = () => {
+    if (timeIsUp && messages + errors > 0) windowClose.abort();
+  };
+  const timer = setTimeout(() => {
+    timeIsUp = true;
+    closeIfDue();
+  }, durationMs);
   const onMessage = () => {
-    if (performance.now() <= end) messages += 1;
+    messages += 1;
+    closeIfDue();
   };
   const worker = async () => {
-    while (!windowEnd.signal.aborted) {
+    while (!windowClose.signal.aborted) {
       const begin = performance.now();
       try {
-        await call(onMessage, windowEnd.signal);
+        await call(onMessage, windowClose.signal);
+        latencies.push(performance.now() - begin);
       } catch {
-        if (!windowEnd.signal.aborted) errors += 1;
-        continue;
+        if (!windowClose.signal.aborted) errors += 1;
+        closeIfDue();
       }
-      const finished = performance.now();
-      if (finished <= end) latencies.push(finished - begin);
     }
   };
+  const started = performance.now();
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
   } finally {
     clearTimeout(timer);
   }
-  return { rate: messages / (durationMs / 1000), errors, ...summariseLatencies(latencies) };
+  const elapsedS = (performance.now() - started) / 1000;
+  return { rate: messages / elapsedS, errors, ...summariseLatencies(latencies) };
 }

@@ -24,7 +24,7 @@ export const balancingQuality: Scenario = {
         backends.ready.addresses,
         (peer, policy) => `${peer.name} ${policy}`,
       );
-      const durationMs = 5_000 * settings.timeScale;
+      const durationMs = 4_000 * settings.timeScale;
       const warmUpMs = 1_000 * settings.timeScale;
       const label = `${RATE} req/s over ${CONNECTIONS} connections`;
       settings.log(`balancing: ${label}`);
@@ -47,7 +47,6 @@ export const balancingQuality: Scenario = {
           const total = served.reduce((sum, count) => sum + count, 0);
           return { rate, p50Ms, p99Ms, maxMs, errors, slowShare: (served[0]! / total) * 100 };
         },
-        { warmUp: false },
       );
       const rows = peers.map(
         (peer): Row => ({

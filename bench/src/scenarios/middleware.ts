@@ -87,9 +87,10 @@ export const middlewareOverhead: Scenario = {
         method:
           `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${settings.repetitions} ` +
           'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
-          'process and its own client process, both on 127.0.0.1; the rate counts response ' +
-          "messages (calls, for unary) received inside the window. Cost is the baseline's rate " +
-          "over the stack's: 1.05× is 5% more time per call.",
+          'process and its own client process (warmed up before the first repetition), both on ' +
+          '127.0.0.1. The rate counts response messages (calls, for unary): unary calls still ' +
+          'running when the window closes are awaited and counted, streams are cancelled. Cost is ' +
+          "the baseline's rate over the stack's: 1.05× is 5% more time per call.",
         columns: [
           { key: 'rate', label: 'msgs/s', digits: 0 },
           { key: 'p50Ms', label: 'p50 ms', digits: 3 },

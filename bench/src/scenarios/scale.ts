@@ -65,29 +65,24 @@ export const proxyScale: Scenario = {
       const durationMs = 3_000 * settings.timeScale;
       const warmUpMs = 1_000 * settings.timeScale;
       settings.log(`scale: ${cells.length} cells`);
-      const medians = await interleaved(
-        cells,
-        settings,
-        async ({ connections, proxy }) => {
-          const stopSampling = sampleRss(proxy.pid);
-          try {
-            const { served: _, ...metrics } = await proxiedRun(backends, proxy.pid, {
-              target: proxy.target,
-              connections,
-              streams: Math.max(4, Math.ceil(64 / connections)),
-              durationMs,
-              // h2load opens every connection before it measures; on a busy machine a thousand
-              // handshakes take seconds, and a measurement starting before them sees none succeed.
-              warmUpMs: Math.max(warmUpMs, connections * 3),
-              rps: RATE,
-            });
-            return { ...metrics, rssMb: stopSampling() };
-          } finally {
-            stopSampling();
-          }
-        },
-        { warmUp: false },
-      );
+      const medians = await interleaved(cells, settings, async ({ connections, proxy }) => {
+        const stopSampling = sampleRss(proxy.pid);
+        try {
+          const { served: _, ...metrics } = await proxiedRun(backends, proxy.pid, {
+            target: proxy.target,
+            connections,
+            streams: Math.max(4, Math.ceil(64 / connections)),
+            durationMs,
+            // h2load opens every connection before it measures; on a busy machine a thousand
+            // handshakes take seconds, and a measurement starting before them sees none succeed.
+            warmUpMs: Math.max(warmUpMs, connections * 3),
+            rps: RATE,
+          });
+          return { ...metrics, rssMb: stopSampling() };
+        } finally {
+          stopSampling();
+        }
+      });
       // Every cell is compared with the smallest one, 1 endpoint and 1 connection.
       const smallest = medians.get(cells[0]!)!.cpuSPer10k!;
       const rows = cells.map(
