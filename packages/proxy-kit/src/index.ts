@@ -1,8 +1,9 @@
-export * from '@switchyard/discovery';
 export * from './admission.js';
 export * from './balance.js';
+export * from './config.js';
 export * from './connection-pool.js';
 export * from './grpc-request-guard.js';
+export * from './health-check.js';
 export * from './listener.js';
 export * from './outlier-breaker.js';
 export * from './pipeline.js';
@@ -10,3 +11,4 @@ export * from './proxy.js';
 export * from './proxy-call.js';
 export * from './reset-status.js';
 export * from './service.js';
+export type { UpstreamConnectionOptions } from './upstream-connection.js';

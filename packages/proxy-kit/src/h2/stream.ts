@@ -59,13 +59,6 @@ export class H2Stream {
     this.recvWindow = recvWindow;
   }
 
-  /** Bytes waiting for window. */
-  get queuedBytes(): number {
-    let total = 0;
-    if (this.#pending) for (const p of this.#pending) total += p.data?.length ?? 0;
-    return total;
-  }
-
   /** Sends HEADERS (after any data still waiting for window). */
   sendHeaders(headers: HeaderBlock, endStream: boolean): void {
     if (this.localEnded) return;
