@@ -2,6 +2,7 @@ import { constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { withInboundCall } from '@switchyard/core';
 import {
+  type DeadlineCallContextExt,
   deadlineClientMiddleware,
   deadlineMiddleware,
   deadlineServerMiddleware,
@@ -28,6 +29,8 @@ let stopB: () => void;
 const channels: ReturnType<typeof createChannel>[] = [];
 /** When B's handler signal aborted, for each call B served. */
 const bSignalAborted: Promise<number>[] = [];
+/** B's deadline, on the `performance.now()` clock, for each call B served. */
+const bDeadline: (number | undefined)[] = [];
 /** Call options B's handler passes to C, set per test. */
 let bToC: CallOptions & { propagateDeadline?: boolean } = {};
 
@@ -39,7 +42,9 @@ beforeAll(async () => {
     .use(deadlineClientMiddleware({ propagationOffset: OFFSET }))
     .use(cancellationMiddleware)
     .create(Hop, channelC);
-  const watch = (context: CallContext) => {
+  const watch = (context: CallContext & DeadlineCallContextExt) => {
+    const left = context.timeoutMs();
+    bDeadline.push(left === undefined ? undefined : performance.now() + left);
     bSignalAborted.push(
       new Promise((resolve) =>
         context.signal.addEventListener('abort', () => resolve(performance.now()), { once: true }),
@@ -48,19 +53,19 @@ beforeAll(async () => {
   };
   const b = createServer(withInboundCall()).use(deadlineServerMiddleware);
   b.add(Hop, {
-    unary(request: Text, context: CallContext) {
+    unary(request: Text, context: CallContext & DeadlineCallContextExt) {
       watch(context);
       return toC.unary(request, bToC);
     },
-    async *serverStream(request: Text, context: CallContext) {
+    async *serverStream(request: Text, context: CallContext & DeadlineCallContextExt) {
       watch(context);
       yield* toC.serverStream(request, bToC);
     },
-    clientStream(requests: AsyncIterable<Text>, context: CallContext) {
+    clientStream(requests: AsyncIterable<Text>, context: CallContext & DeadlineCallContextExt) {
       watch(context);
       return toC.clientStream(requests, bToC);
     },
-    async *bidi(requests: AsyncIterable<Text>, context: CallContext) {
+    async *bidi(requests: AsyncIterable<Text>, context: CallContext & DeadlineCallContextExt) {
       watch(context);
       yield* toC.bidi(requests, bToC);
     },
@@ -166,7 +171,6 @@ describe.each<Kind>(['unary', 'serverStream', 'clientStream', 'bidi'])(
       bToC = { propagateDeadline: false };
       await c.settled();
       const closedBefore = c.closed.length;
-      const sentAt = performance.now();
       const { running, failure } = callThroughB(kind, {
         metadata: Metadata({ 'grpc-timeout': '300m' }),
       });
@@ -175,8 +179,9 @@ describe.each<Kind>(['unary', 'serverStream', 'clientStream', 'bidi'])(
       expect(await failure).toMatchObject({ code: Status.DEADLINE_EXCEEDED });
       const [cStream] = (await c.streamsClosed(closedBefore + 1)).slice(closedBefore);
       expect(cStream?.rstCode).toBe(constants.NGHTTP2_CANCEL);
-      expect(cStream!.at - (sentAt + 300)).toBeGreaterThan(-5);
-      expect(cStream!.at - (sentAt + 300)).toBeLessThan(50);
+      const sinceBDeadline = cStream!.at - bDeadline.at(-1)!;
+      expect(sinceBDeadline).toBeGreaterThan(-2);
+      expect(sinceBDeadline).toBeLessThan(50);
     });
   },
 );

@@ -14,7 +14,8 @@ import {
  */
 export interface DeadlineOptions {
   /**
-   * Deadline for the call: a `Date` is absolute, a number is milliseconds from now. When it
+   * Deadline for the call: a `Date` is absolute, a number is milliseconds from the call's start
+   * (its first iteration, as nice-grpc-client-middleware-deadline counts). When it
    * passes, the call is cancelled and fails with `ClientError` DEADLINE_EXCEEDED. By default,
    * the middleware's `defaultDeadlines` apply, else there is none.
    */
@@ -75,8 +76,8 @@ export function deadlineClientMiddleware({
   checkMs('maxDeadline', maxDeadline);
   checkMs('propagationOffset', propagationOffset);
   const defaultFor = defaultDeadlineLookup(defaultDeadlines);
-
-  const hasDefaults = Object.keys(defaultDeadlines).length > 0 || maxDeadline !== Infinity;
+  const imposesDeadlines =
+    Object.keys(defaultDeadlines).length > 0 || maxDeadline !== Number.POSITIVE_INFINITY;
 
   // Runs lazily, when the call starts (its first iteration), as nice-grpc starts calls then.
   async function* withDeadline<Request, Response>(
@@ -143,7 +144,7 @@ export function deadlineClientMiddleware({
     // call happens to be iterated.
     const scope = propagateDeadline ? currentCallScope() : undefined;
     // A call with no deadline from anywhere needs no generator of its own: nearly free.
-    if (deadline === undefined && scope?.deadline === undefined && !hasDefaults) {
+    if (deadline === undefined && scope?.deadline === undefined && !imposesDeadlines) {
       return call.next(call.request, rest);
     }
     return withDeadline(call, rest, deadline, scope);

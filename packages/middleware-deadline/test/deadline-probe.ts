@@ -18,6 +18,7 @@ import {
   file_google_protobuf_wrappers,
 } from '@bufbuild/protobuf/wkt';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { PYTHON } from '@switchyard/testing';
 
 /**
  * DeadlineProbe.Remaining(google.protobuf.Empty) → google.protobuf.DoubleValue: the milliseconds
@@ -98,8 +99,6 @@ export async function startConnectProbe() {
   };
 }
 
-// As @switchyard/testing: Debian's python3-grpcio is importable by the system interpreter.
-const PYTHON = process.env.SWITCHYARD_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('deadline_probe.py', import.meta.url));
 
 /** The probe served by Python grpcio in a child process, reporting `context.time_remaining()`. */

@@ -87,13 +87,14 @@ describe('a call made while serving an inbound call', () => {
   it('is cancelled when the inherited deadline passes, before the inbound call expires', async () => {
     const hung = await startWireServer({ answer: false });
     cleanup.push(hung.stop);
-    const toC = clientFor(hung.address, { propagationOffset: 100 });
+    const toC = clientFor(hung.address, { propagationOffset: 500 });
     const b = await start({ unary: () => toC.unary({}) });
     const start_ = Date.now();
     const error = await clientFor(b.address)
-      .unary({}, { deadline: 400 })
+      .unary({}, { deadline: 1_000 })
       .catch((e: unknown) => e);
     const elapsed = Date.now() - start_;
+    // B's call to C gave up at 500 ms, well before A's own deadline, and B said why.
     expect(error).toEqual(
       new ClientError(
         UNARY,
@@ -101,23 +102,24 @@ describe('a call made while serving an inbound call', () => {
         `Deadline exceeded (inherited from ${UNARY})`,
       ),
     );
-    expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(400);
+    expect(elapsed).toBeGreaterThanOrEqual(490);
+    expect(elapsed).toBeLessThan(1_000);
     expect(await hung.received[0]?.closed).toBe(constants.NGHTTP2_CANCEL);
   });
 
   it('fails at once, without reaching the server, once the inherited deadline has passed', async () => {
     const wire = await startWireServer({ answer: true });
     cleanup.push(wire.stop);
-    const toC = clientFor(wire.address, { propagationOffset: 100 });
+    const toC = clientFor(wire.address, { propagationOffset: 900 });
     const b = await start({
       unary: async () => {
-        await sleep(60);
+        // Past the inherited deadline (1000 − 900 ms), well within the inbound one.
+        await sleep(150);
         const error = await toC.unary({}).catch((e: unknown) => e);
         return { payload: error instanceof ClientError ? error.details : 'succeeded' };
       },
     });
-    const response = await clientFor(b.address).unary({}, { deadline: 150 });
+    const response = await clientFor(b.address).unary({}, { deadline: 1_000 });
     expect(response.payload).toBe(`Deadline exceeded (inherited from ${UNARY})`);
     expect(wire.received).toHaveLength(0);
   });
