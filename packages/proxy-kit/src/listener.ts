@@ -52,7 +52,7 @@ export class ProxyListener {
         'server',
         {
           onStream: (stream, headers, endStream) =>
-            service.call(new ProxyCall(stream, headers, endStream)),
+            service.call(new ProxyCall(stream, headers, endStream, service)),
           onReady: () => {},
           onGoaway: () => {},
           onCapacity: () => {},

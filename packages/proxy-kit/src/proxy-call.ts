@@ -1,9 +1,15 @@
 import { encodeGrpcMessage, parseGrpcStatus, Status, statusFromHttp } from '@switchyard/core';
-import { CANCEL } from './h2/frames.js';
+import { CANCEL, REFUSED_STREAM } from './h2/frames.js';
 import { HeaderBlock } from './h2/hpack.js';
 import type { H2Stream, StreamHandler } from './h2/stream.js';
 import { resetCodeName, statusFromResetCode } from './reset-status.js';
+import type { Service } from './service.js';
 import type { UpstreamConnection } from './upstream-connection.js';
+
+/** Request bytes kept for a transparent retry; a larger request is not replayed. */
+const REPLAY_LIMIT = 64 * 1024;
+/** Transparent retries of one call. */
+const MAX_REPLAYS = 2;
 
 /** Who decided a call's final status. */
 export type CallOrigin =
@@ -50,14 +56,25 @@ export class ProxyCall implements StreamHandler {
   // Request data that arrived before the call had an upstream (it waited in admission). Copied:
   // a view would pin the socket's whole read buffer. Its window is given back once forwarded.
   #early: Buffer[] | undefined = undefined;
-  #earlyTrailers: HeaderBlock | undefined = undefined;
+  #requestTrailers: HeaderBlock | undefined = undefined;
   #responseStarted = false;
   #observers: CallObserver[] | undefined = undefined;
+  // Transparent retry (gRFC A6): a stream the upstream refused unprocessed (REFUSED_STREAM, or
+  // beyond a GOAWAY's last stream id) goes through the pipeline again. Until the response
+  // begins, copies of the request bytes sent are kept for that — up to REPLAY_LIMIT.
+  readonly #entry: Service | undefined;
+  #replayable = true;
+  #replay: Buffer[] | undefined = undefined;
+  #replayBytes = 0;
+  #resend: Buffer[] | undefined = undefined;
+  #attempts = 0;
 
-  constructor(downstream: H2Stream, headers: HeaderBlock, endStream: boolean) {
+  /** @param entry where the call enters the pipeline; a refused attempt is sent there again. */
+  constructor(downstream: H2Stream, headers: HeaderBlock, endStream: boolean, entry?: Service) {
     this.downstream = downstream;
     this.headers = headers;
     this.#requestEnded = endStream;
+    this.#entry = entry;
     downstream.handler = this;
   }
 
@@ -84,27 +101,78 @@ export class ProxyCall implements StreamHandler {
       return;
     }
     this.connection = connection;
+    const resend = this.#resend;
     const early = this.#early;
+    const trailers = this.#requestTrailers;
     const endStream =
-      this.#requestEnded && early === undefined && this.#earlyTrailers === undefined;
+      this.#requestEnded && resend === undefined && early === undefined && trailers === undefined;
     const upstream = h2.request(this.headers, endStream, this);
     this.upstream = upstream;
+    if (resend !== undefined) {
+      // Sent once already: the client's window was given back then.
+      this.#resend = undefined;
+      const last = resend.length - 1;
+      for (let i = 0; i <= last; i++) {
+        const end =
+          i === last && early === undefined && trailers === undefined && this.#requestEnded;
+        upstream.sendData(resend[i]!, end);
+        this.#retain(resend[i]!, false);
+      }
+    }
     if (early !== undefined) {
       this.#early = undefined;
       const last = early.length - 1;
       for (let i = 0; i <= last; i++) {
-        upstream.sendData(early[i]!, i === last && this.#requestEnded, this.downstream);
+        const end = i === last && trailers === undefined && this.#requestEnded;
+        upstream.sendData(early[i]!, end, this.downstream);
+        this.#retain(early[i]!, false);
       }
     }
-    if (this.#earlyTrailers !== undefined) upstream.sendHeaders(this.#earlyTrailers, true);
+    if (trailers !== undefined) upstream.sendHeaders(trailers, true);
+  }
+
+  /** Keeps a copy of request bytes sent, while the attempt may still have to be replayed. */
+  #retain(data: Buffer, copy: boolean): void {
+    if (!this.#replayable || data.length === 0) return;
+    this.#replayBytes += data.length;
+    if (this.#replayBytes > REPLAY_LIMIT) {
+      this.#replayable = false;
+      this.#replay = undefined;
+      return;
+    }
+    this.#replay ??= [];
+    this.#replay.push(copy ? Buffer.from(data) : data);
+  }
+
+  /**
+   * The upstream refused the stream without processing it: this attempt is over for its endpoint
+   * (its load record and breaker learn so), and the call goes through the pipeline again.
+   */
+  #replayElsewhere(): void {
+    this.#attempts++;
+    this.status = Status.UNAVAILABLE;
+    this.origin = 'proxy';
+    this.responseStarted();
+    const observers = this.#observers;
+    this.#observers = undefined;
+    if (observers !== undefined) for (const observer of observers) observer.finished?.(this);
+    this.#responseStarted = false;
+    this.upstream = undefined;
+    this.connection = undefined;
+    this.target = '';
+    this.#resend = this.#replay;
+    this.#replay = undefined;
+    this.#replayBytes = 0;
+    this.#entry!.call(this);
   }
 
   // ---- StreamHandler: events of both streams ----
 
   onHeaders(stream: H2Stream, headers: HeaderBlock, endStream: boolean): void {
     if (stream === this.downstream) {
-      // Request trailers: unused by gRPC, forwarded for fidelity.
+      // Request trailers: unused by gRPC, forwarded for fidelity (and kept for a replay).
       this.#requestEnded = true;
+      this.#requestTrailers = headers;
       if (headers.oversize) {
         this.fail(
           Status.RESOURCE_EXHAUSTED,
@@ -112,8 +180,7 @@ export class ProxyCall implements StreamHandler {
         );
         return;
       }
-      if (this.upstream !== undefined) this.upstream.sendHeaders(headers, true);
-      else this.#earlyTrailers = headers;
+      this.upstream?.sendHeaders(headers, true);
       return;
     }
     if (this.finishedCall) return;
@@ -130,6 +197,8 @@ export class ProxyCall implements StreamHandler {
       return;
     }
     this.responded = true;
+    this.#replayable = false;
+    this.#replay = undefined;
     this.downstream.sendHeaders(headers, endStream);
     // Trailers-Only: the status is in these headers; no body follows.
     if (endStream) this.finish(statusOf(headers), 'upstream');
@@ -145,6 +214,7 @@ export class ProxyCall implements StreamHandler {
       const upstream = this.upstream;
       if (upstream !== undefined) {
         upstream.sendData(data, endStream, stream);
+        this.#retain(data, true);
       } else if (data.length > 0 || endStream) {
         this.#early ??= [];
         this.#early.push(Buffer.from(data));
@@ -170,6 +240,16 @@ export class ProxyCall implements StreamHandler {
       // the proxy as RST_STREAM CANCEL (PROTOCOL-HTTP2).
       this.upstream?.reset(CANCEL);
       this.finish(Status.CANCELLED, 'client');
+      return;
+    }
+    if (
+      code === REFUSED_STREAM &&
+      !this.responded &&
+      this.#replayable &&
+      this.#attempts < MAX_REPLAYS &&
+      this.#entry !== undefined
+    ) {
+      this.#replayElsewhere();
       return;
     }
     if (connectionError !== undefined) {
@@ -201,6 +281,8 @@ export class ProxyCall implements StreamHandler {
     this.origin = origin;
     this.responseStarted();
     this.#early = undefined;
+    this.#replay = undefined;
+    this.#resend = undefined;
     const observers = this.#observers;
     if (observers === undefined) return;
     for (let i = 0; i < observers.length; i++) observers[i]!.finished?.(this);

@@ -17,6 +17,7 @@ import { startProxy } from '../src/index.js';
 import { startBackendProcess } from './support/backend-process.js';
 import { captureLogs } from './support/log-capture.js';
 import { runCalls } from './support/proxy-process.js';
+import { startRawBackend } from './support/raw-http2.js';
 
 describe('GOAWAY from a backend', () => {
   it('lets calls in flight finish there and sends new calls elsewhere', async () => {
@@ -31,8 +32,11 @@ describe('GOAWAY from a backend', () => {
       await runCalls(10, 2, () => client.unary({})); // both connections up
       const long = Array.from({ length: 4 }, () => client.unary({ delayMs: 800 }));
       await sleep(100);
+      // Calls keep coming while the backend announces GOAWAY: those that cross it are refused
+      // unprocessed by the backend and replayed on the other one; none fails.
+      const racing = runCalls(100, 8, () => client.unary({}));
       const stopping = backends.servers[0]!.stop(); // graceful: GOAWAY, in-flight finishes
-      await sleep(100);
+      await racing;
       const after = await runCalls(50, 4, () => client.unary({}));
       expect(after.every((r) => r.backend === 'backend-1')).toBe(true);
       const finished = await Promise.all(long);
@@ -47,6 +51,34 @@ describe('GOAWAY from a backend', () => {
       close();
       await proxy.close(500);
       await backends.stop();
+    }
+  });
+});
+
+describe('transparent retry (gRFC A6)', () => {
+  it('replays a call that an upstream refused unprocessed (REFUSED_STREAM) on another endpoint', async () => {
+    let refused = 0;
+    const refusing = await startRawBackend((stream) => {
+      refused++;
+      stream.close(7); // REFUSED_STREAM: "not processed, safe to retry"
+    });
+    const healthy = await startServer({ backend: 'healthy' });
+    const proxy = await startProxy({
+      listen: '127.0.0.1:0',
+      discovery: staticDiscovery([refusing.address, healthy.address]),
+      balancer: 'round-robin',
+      outlier: { consecutiveFailures: 1_000 },
+    });
+    const { client, close } = createTestClient(`127.0.0.1:${proxy.address.port}`);
+    try {
+      const results = await runCalls(20, 2, () => client.unary({ payload: 'p'.repeat(1000) }));
+      expect(results.every((r) => r.backend === 'healthy' && r.payload.length === 1000)).toBe(true);
+      expect(refused).toBeGreaterThan(5);
+    } finally {
+      close();
+      await proxy.close(500);
+      await refusing.close();
+      await healthy.stop();
     }
   });
 });
