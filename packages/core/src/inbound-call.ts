@@ -74,8 +74,15 @@ export function currentInboundCall(): InboundCall | undefined {
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   return {
     deadline: Number.isFinite(ms) ? new Date(ms) : undefined,
-    authContext: call.getAuthContext(),
-    connection: call.getConnectionInfo(),
-    host: call.getHost(),
+    // Lazy: under mTLS this reads the peer certificate, which only identity middleware needs.
+    get authContext() {
+      return call.getAuthContext();
+    },
+    get connection() {
+      return call.getConnectionInfo();
+    },
+    get host() {
+      return call.getHost();
+    },
   };
 }
