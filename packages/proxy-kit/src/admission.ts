@@ -70,7 +70,7 @@ class Admission extends LayerService {
       this.#failfast = false;
       const call = queue.shift()!;
       this.#queuedAt.shift();
-      if (!call.finishedCall) this.inner.call(call);
+      if (!call.finished) this.inner.call(call);
     }
     if (queue.length === 0) {
       clearTimeout(this.#timer);

@@ -97,13 +97,6 @@ export class ConnectionPool implements Service, ConnectionEvents {
     await Promise.all(this.#connections.map((c) => c.close()));
   }
 
-  /** Drops every connection now (streams in flight fail); used when the proxy's grace runs out. */
-  destroy(reason: string): void {
-    this.#closed = true;
-    clearTimeout(this.#reconnectTimer);
-    for (const connection of this.#connections) connection.destroy(reason);
-  }
-
   // ConnectionEvents
 
   ready(connection: UpstreamConnection): void {

@@ -20,11 +20,16 @@ export type CallOrigin =
   /** The client cancelled or went away. */
   | 'client';
 
-/** Told about the progress of calls it registered for with {@link ProxyCall.observe}. */
+/**
+ * Told about the progress of a call it registered for with {@link ProxyCall.observe}, once per
+ * registration: layers below the pipeline's entry register per attempt, and a call that an
+ * upstream refused unprocessed ends that attempt (as UNAVAILABLE from the proxy) and starts
+ * another.
+ */
 export interface CallObserver {
-  /** The response began (its first DATA frame), or the call ended without one. Once per call. */
+  /** The response began (its first DATA frame), or the attempt ended without one. */
   responseStarted?(call: ProxyCall): void;
-  /** The call is over: {@link ProxyCall.status} and {@link ProxyCall.origin} are set. Once. */
+  /** The attempt is over: {@link ProxyCall.status} and {@link ProxyCall.origin} are set. */
   finished?(call: ProxyCall): void;
 }
 
@@ -51,7 +56,8 @@ export class ProxyCall implements StreamHandler {
   /** Final gRPC status; meaningful once finished. */
   status: Status = Status.UNKNOWN;
   origin: CallOrigin = 'upstream';
-  finishedCall = false;
+  /** The call is over (answered, failed or cancelled). */
+  finished = false;
   #requestEnded: boolean;
   // Request data that arrived before the call had an upstream (it waited in admission). Copied:
   // a view would pin the socket's whole read buffer. Its window is given back once forwarded.
@@ -91,7 +97,7 @@ export class ProxyCall implements StreamHandler {
 
   /** Opens the upstream stream on `connection` and relays from now on. */
   forwardTo(connection: UpstreamConnection): void {
-    if (this.finishedCall) return;
+    if (this.finished) return;
     const h2 = connection.h2;
     if (this.headers.size > h2.peerMaxHeaderListSize) {
       this.fail(
@@ -183,7 +189,7 @@ export class ProxyCall implements StreamHandler {
       this.upstream?.sendHeaders(headers, true);
       return;
     }
-    if (this.finishedCall) return;
+    if (this.finished) return;
     if (headers.oversize) {
       this.fail(
         Status.RESOURCE_EXHAUSTED,
@@ -206,7 +212,7 @@ export class ProxyCall implements StreamHandler {
 
   onData(stream: H2Stream, data: Buffer, endStream: boolean): void {
     if (stream === this.downstream) {
-      if (this.finishedCall) {
+      if (this.finished) {
         stream.consume(data.length);
         return;
       }
@@ -221,7 +227,7 @@ export class ProxyCall implements StreamHandler {
       }
       return;
     }
-    if (this.finishedCall) {
+    if (this.finished) {
       stream.consume(data.length);
       return;
     }
@@ -234,7 +240,7 @@ export class ProxyCall implements StreamHandler {
   }
 
   onReset(stream: H2Stream, code: number, connectionError: string | undefined): void {
-    if (this.finishedCall) return;
+    if (this.finished) return;
     if (stream === this.downstream) {
       // The client cancelled (RST_STREAM) or its connection went away: cancellation crosses
       // the proxy as RST_STREAM CANCEL (PROTOCOL-HTTP2).
@@ -275,8 +281,8 @@ export class ProxyCall implements StreamHandler {
 
   /** Records the final status and tells the observers. Idempotent. */
   finish(status: Status, origin: CallOrigin): void {
-    if (this.finishedCall) return;
-    this.finishedCall = true;
+    if (this.finished) return;
+    this.finished = true;
     this.status = status;
     this.origin = origin;
     this.responseStarted();
@@ -293,7 +299,7 @@ export class ProxyCall implements StreamHandler {
    * sent yet, else as trailers after what was sent. Cancels the upstream stream, if any.
    */
   fail(code: Status, message: string): void {
-    if (this.finishedCall) return;
+    if (this.finished) return;
     const upstream = this.upstream;
     if (upstream !== undefined && !upstream.closed) upstream.reset(CANCEL);
     const status = String(code);
@@ -324,7 +330,7 @@ export class ProxyCall implements StreamHandler {
 
   /** Answers with a plain HTTP response (for requests that are not gRPC at all). */
   reject(httpStatus: number, code: Status, message: string): void {
-    if (this.finishedCall) return;
+    if (this.finished) return;
     this.responded = true;
     this.downstream.sendHeaders(
       new HeaderBlock([

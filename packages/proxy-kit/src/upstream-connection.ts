@@ -120,11 +120,6 @@ export class UpstreamConnection implements ConnectionHandler {
     return this.#closedPromise;
   }
 
-  /** Drops the connection now; streams in flight fail. */
-  destroy(reason: string): void {
-    this.h2.destroy(reason);
-  }
-
   // ConnectionHandler
 
   onReady(): void {

@@ -188,11 +188,6 @@ export class H2Connection {
     );
   }
 
-  /** Whether the connection accepts no more new streams (GOAWAY either way, or closing). */
-  get draining(): boolean {
-    return this.#goawayReceived || this.#goawaySent || this.#closing || this.closed;
-  }
-
   /** Client role: opens a stream with these request headers. */
   request(headers: HeaderBlock, endStream: boolean, handler: StreamHandler): H2Stream {
     const id = this.#nextStreamId;
