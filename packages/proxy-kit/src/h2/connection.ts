@@ -887,6 +887,10 @@ export class H2Connection {
     if (stream.closed) return;
     stream.closed = true;
     this.#streams.delete(stream.id);
+    if (this.#blocked.length > 0) {
+      const index = this.#blocked.indexOf(stream);
+      if (index >= 0) this.#blocked.splice(index, 1);
+    }
     this.activeStreams--;
     if (this.role === 'client') this.#handler.onCapacity();
     this.#maybeFinish();
