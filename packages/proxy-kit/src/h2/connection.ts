@@ -677,7 +677,7 @@ export class H2Connection {
       if (stream.remoteEnded) return;
       const first = !stream.headersReceived;
       // A 1xx response is informational; the real response follows.
-      if (first && this.role === 'client' && /^1\d\d$/.test(headers.get(':status') ?? '')) return;
+      if (first && this.role === 'client' && headers.get(':status')?.charCodeAt(0) === 49) return;
       const problem =
         first && this.role === 'client' ? responseProblem(headers) : trailersProblem(headers);
       if (problem !== undefined || (!first && !endStream)) {
