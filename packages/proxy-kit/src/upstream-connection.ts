@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import type { Endpoint } from '@switchyard/discovery';
 import { type ConnectionHandler, H2Connection } from './h2/connection.js';
@@ -71,7 +71,8 @@ export class UpstreamConnection implements ConnectionHandler {
     let socket: Socket;
     if (options.tls) {
       const tlsSocket = connectTls({
-        servername: host,
+        // SNI carries host names only (RFC 6066); an IP is checked against the IP SANs.
+        servername: isIP(host) === 0 ? host : undefined,
         ...options.tls,
         host,
         port,

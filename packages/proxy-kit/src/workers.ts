@@ -1,17 +1,24 @@
 import cluster, { type Worker } from 'node:cluster';
+import { exponentialBackoff } from '@switchyard/core';
 import type { Logger } from 'pino';
 
 /**
  * The primary of `--workers N`: forks N proxy processes sharing the listening port (node:cluster
- * hands accepted connections to them in turn), replaces a worker that dies, and on SIGTERM or
- * SIGINT passes the signal on and exits once every worker has finished its graceful shutdown.
+ * hands accepted connections to them in turn), replaces a worker that dies (with backoff if it
+ * keeps dying), and on SIGTERM or SIGINT passes the signal on and exits once every worker has
+ * finished its graceful shutdown.
  */
 export function superviseWorkers(count: number, graceMs: number, logger: Logger): void {
   let stopping = false;
   let failed = false;
   const listening = new WeakSet<Worker>();
+  const startedAt = new WeakMap<Worker, number>();
+  // A worker that keeps dying soon after starting is replaced ever more slowly.
+  const backoff = exponentialBackoff({ baseMs: 100, maxMs: 10_000, jitter: 0.2 });
+  let quickDeaths = 0;
   const fork = () => {
     const worker = cluster.fork();
+    startedAt.set(worker, performance.now());
     worker.on('listening', () => listening.add(worker));
   };
 
@@ -29,8 +36,16 @@ export function superviseWorkers(count: number, graceMs: number, logger: Logger)
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
       return;
     }
-    logger.error({ worker: worker.id, code, signal }, 'worker died; starting a replacement');
-    fork();
+    const lived = performance.now() - (startedAt.get(worker) ?? 0);
+    quickDeaths = lived < 10_000 ? quickDeaths + 1 : 0;
+    const delayMs = quickDeaths === 0 ? 0 : Math.round(backoff(quickDeaths - 1));
+    logger.error(
+      { worker: worker.id, code, signal, delayMs },
+      'worker died; starting a replacement',
+    );
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
   });
 
   const stop = (signal: NodeJS.Signals) => {
