@@ -67,6 +67,8 @@ export interface ConnectionHandler {
 }
 
 const SOCKET_WRITE_SLAB = 64 * 1024;
+/** Client stream resets tolerated per second and connection (see `#countReset`). */
+const MAX_RESETS_PER_SECOND = 1000;
 // DATA payloads up to this size are copied next to their frame header (one write for many
 // frames); larger ones are written as they are, without a copy.
 const COPY_LIMIT = 2048;
@@ -724,12 +726,30 @@ export class H2Connection {
       return;
     }
     const code = buf.readUInt32BE(start);
+    if (this.role === 'server') this.#countReset();
     stream.remoteEnded = true;
     stream.localEnded = true;
     stream.endWritten = true;
     stream.dropPending();
     this.#closeStream(stream);
     stream.handler?.onReset(stream, code, undefined);
+  }
+
+  // "Rapid reset" (CVE-2023-44487): a client that opens and cancels streams as fast as it can
+  // makes the proxy open and cancel as many upstream; past a rate no real client needs, the
+  // connection is closed with ENHANCE_YOUR_CALM.
+  #resetWindowStart = 0;
+  #resetsInWindow = 0;
+
+  #countReset(): void {
+    const now = performance.now();
+    if (now - this.#resetWindowStart > 1000) {
+      this.#resetWindowStart = now;
+      this.#resetsInWindow = 0;
+    }
+    if (++this.#resetsInWindow > MAX_RESETS_PER_SECOND) {
+      throw new ConnectionError(ENHANCE_YOUR_CALM, 'too many streams reset by the client');
+    }
   }
 
   #onSettings(buf: Buffer, start: number, length: number, flags: number, streamId: number): void {

@@ -276,6 +276,32 @@ describe('protocol violations end the connection with the right GOAWAY', () => {
     });
   }
 
+  it('a client resetting streams faster than 1,000/s ("rapid reset")', async () => {
+    const encoder = new HpackEncoder();
+    const frames: Buffer[] = [];
+    for (let id = 1; id < 2 * 1100; id += 2) {
+      const block = encoder.encode(
+        new HeaderBlock([
+          ':method',
+          'POST',
+          ':scheme',
+          'http',
+          ':path',
+          '/hang/x',
+          ':authority',
+          'x',
+          'content-type',
+          'application/grpc',
+        ]),
+      );
+      frames.push(
+        frame(1, 0x4, id, Buffer.from(block)),
+        frame(3, 0, id, Buffer.from([0, 0, 0, 8])),
+      );
+    }
+    expect(goawayCode(await rawSession(address, frames, 1000))).toBe(11); // ENHANCE_YOUR_CALM
+  });
+
   it('answers PING with PING ACK and the same payload', async () => {
     const payload = Buffer.from('8 bytes!');
     const frames = await rawSession(address, [frame(6, 0, 0, payload)]);
