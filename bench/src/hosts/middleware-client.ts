@@ -1,6 +1,6 @@
 import { closedLoop } from '../load/closed-loop.js';
 import { variantNamed } from '../middleware/catalog.js';
-import { serveRequests } from '../processes.js';
+import { cpuMicros, serveRequests } from '../processes.js';
 
 /** A measurement the bench asks of a middleware client host. */
 export interface MeasureRequest {
@@ -18,6 +18,8 @@ const caller = variant.connect(process.argv[3]!);
 await caller.unary(() => {});
 await closedLoop(caller.unary, 16, 300);
 await closedLoop(caller.serverStream, 4, 300);
-serveRequests<MeasureRequest>({}, ({ kind, concurrency, durationMs }) =>
-  closedLoop(caller[kind], concurrency, durationMs),
-);
+serveRequests<MeasureRequest>({}, async ({ kind, concurrency, durationMs }) => {
+  const cpuBefore = cpuMicros();
+  const result = await closedLoop(caller[kind], concurrency, durationMs);
+  return { ...result, cpuUs: cpuMicros() - cpuBefore };
+});

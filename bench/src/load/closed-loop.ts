@@ -4,6 +4,8 @@ import { type LatencySummary, summariseLatencies } from '../stats.js';
 export interface ClosedLoopResult extends LatencySummary {
   /** Response messages received per second (calls per second, for unary). */
   rate: number;
+  /** Response messages received. */
+  messages: number;
   /** Calls that failed. */
   errors: number;
 }
@@ -56,5 +58,5 @@ export async function closedLoop(
     clearTimeout(timer);
   }
   const elapsedS = (performance.now() - started) / 1000;
-  return { rate: messages / elapsedS, errors, ...summariseLatencies(latencies) };
+  return { rate: messages / elapsedS, messages, errors, ...summariseLatencies(latencies) };
 }

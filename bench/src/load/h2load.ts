@@ -72,8 +72,17 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
         'h2load',
         args,
         { maxBuffer: 16 << 20, timeout: durationMs + warmUpMs + 30_000 },
-        (error, out, err) =>
-          error ? reject(new Error(`h2load failed: ${error.message}\n${out}${err}`)) : resolve(out),
+        (error, out, err) => {
+          if (!error) return resolve(out);
+          const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+          reject(
+            new Error(
+              missing
+                ? 'h2load is not installed: apt-get install -y nghttp2-client'
+                : `h2load failed: ${error.message}\n${out}${err}`,
+            ),
+          );
+        },
       ),
     );
     const generatorCpuS = reapedChildrenCpuSeconds() - cpuBefore;

@@ -23,7 +23,7 @@ export const nginx: ProxyPeer = {
     const version = commandVersion('nginx', ['-v']);
     return version
       ? { version: version.replace(/^nginx version: /, '') }
-      : { absent: 'not installed: apt-get install -y nginx-light' };
+      : { absent: 'not installed: apt-get install -y nginx' };
   },
   async start(upstreams, policy) {
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-nginx-'));
