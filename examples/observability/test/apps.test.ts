@@ -2,20 +2,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Status } from 'nice-grpc-common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// Shared test helpers of the sibling packages: a strict Prometheus text parser and a decoding
-// OTLP/HTTP receiver.
 import {
   type MetricFamily,
-  parsePrometheusText,
-  seriesWith,
-} from '../../../packages/middleware-metrics/test/prometheus-text.js';
-import {
   type OtlpReceiver,
+  parsePrometheusText,
   type ReceivedSpan,
+  seriesWith,
   startOtlpReceiver,
-} from '../../../packages/middleware-tracing/test/otlp-receiver.js';
+} from '@switchyard/testing';
+import { Status } from 'nice-grpc-common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The example apps run as they would outside docker: `node dist/app.js`, configured by the
 // environment, exporting traces over OTLP (here to a receiver in the test) and serving metrics.
