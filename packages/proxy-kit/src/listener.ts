@@ -24,6 +24,8 @@ export interface ListenerOptions {
   maxConcurrentStreams?: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce. Default 64 KiB. */
   maxHeaderListBytes?: number;
+  /** A client must send the HTTP/2 preface and SETTINGS within this long. Default 10 s. */
+  handshakeTimeoutMs?: number;
 }
 
 /**
@@ -45,18 +47,26 @@ export class ProxyListener {
       maxHeaderListSize: options.maxHeaderListBytes,
     };
     const connections = this.#connections;
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     const accept = (socket: Socket) => {
       socket.setNoDelay(true);
+      // A client that connects and never completes the HTTP/2 preface and SETTINGS must not
+      // hold a connection for ever.
+      const handshake = setTimeout(() => {
+        connection.destroy(`no HTTP/2 preface and SETTINGS within ${handshakeTimeoutMs} ms`);
+      }, handshakeTimeoutMs);
+      handshake.unref();
       const connection: H2Connection = new H2Connection(
         socket,
         'server',
         {
           onStream: (stream, headers, endStream) =>
             service.call(new ProxyCall(stream, headers, endStream, service)),
-          onReady: () => {},
+          onReady: () => clearTimeout(handshake),
           onGoaway: () => {},
           onCapacity: () => {},
           onClose: (error) => {
+            clearTimeout(handshake);
             connections.delete(connection);
             if (error !== undefined) logger.debug({ reason: error }, 'client connection failed');
           },

@@ -182,6 +182,21 @@ describe('bad input from clients', () => {
     expect(ok.code).toBe(Status.INTERNAL); // served normally, by the raw backend
   });
 
+  it('a client that connects and says nothing is disconnected after the handshake timeout', async () => {
+    const strict = await startProxy({
+      listen: { address: '127.0.0.1:0', handshakeTimeoutMs: 200 },
+      discovery: staticDiscovery([raw.address]),
+    });
+    try {
+      const started = performance.now();
+      const reply = await exchange(`127.0.0.1:${strict.address.port}`, Buffer.alloc(0));
+      expect(reply.closed).toBe(true);
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      await strict.close(100);
+    }
+  });
+
   it('an HTTP/1.1 request gets a readable HTTP/1.1 answer', async () => {
     const reply = await exchange(address, Buffer.from('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
     expect(reply.text).toMatch(/^HTTP\/1\.1 505 /);
