@@ -69,7 +69,6 @@ const written = writeReport(
   {
     machine,
     quick: values.quick,
-    repetitions: settings.repetitions,
     durationS: Math.round((Date.now() - started) / 1000),
     scenarios: results,
   },

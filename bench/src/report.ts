@@ -7,7 +7,6 @@ import type { Row, ScenarioResult } from './results.js';
 export interface RunReport {
   machine: Machine;
   quick: boolean;
-  repetitions: number;
   durationS: number;
   scenarios: ScenarioResult[];
 }
@@ -32,7 +31,7 @@ export function renderMarkdown(report: RunReport, jsonPath: string): string {
     '',
     `${report.quick ? 'Quick smoke run (`npm run bench -- --quick`): figures are not meaningful.' : 'Full run (`npm run bench`).'} ` +
       `Measured ${machine.date.slice(0, 16).replace('T', ' ')} UTC${machine.commit ? ` at commit ${machine.commit}` : ''}, ` +
-      `${minutes}; every figure is the median of ${report.repetitions} interleaved repetitions. Raw data: [${jsonPath}](${jsonPath}).`,
+      `${minutes}; every figure is the median of interleaved repetitions (counts in each section). Raw data: [${jsonPath}](${jsonPath}).`,
     '',
     `- Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGb} GB, Linux ${machine.kernel}, Node ${machine.node}.`,
     `- Load average when the run started: ${machine.loadAtStart.join(' / ')} (1 / 5 / 15 min) — other work sharing the cores shows up as noise.`,

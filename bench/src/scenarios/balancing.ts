@@ -64,7 +64,8 @@ export const balancingQuality: Scenario = {
           `with each of its balancing policies in front of them, on one core. h2load sends ${RATE} req/s ` +
           `(open loop) over ${CONNECTIONS} connections for ${durationMs / 1000} s after ${warmUpMs / 1000} s of ` +
           'warm-up; the share of calls the slow backend served (warm-up included) is counted by the ' +
-          'backends themselves. An even split gives it 33%; a latency-aware balancer much less.',
+          `backends themselves; ${settings.repetitions} repetitions interleaved, medians shown. An even ` +
+          'split gives the slow backend 33%; a latency-aware balancer much less.',
         columns: [
           { key: 'slowShare', label: '% to slow backend', digits: 1 },
           { key: 'p50Ms', label: 'p50 ms', digits: 2 },

@@ -94,7 +94,7 @@ export const proxyThroughput: Scenario = {
           `proxy on one core (proxy-kit --workers 1, nginx one worker process, HAProxy nbthread 1). ` +
           `Closed loop: ${CONNECTIONS} connections × ${STREAMS} concurrent streams; fixed rates: open loop ` +
           `over ${RATE_CONNECTIONS} connections (h2load --rps). ${durationMs / 1000} s measured after ` +
-          `${warmUpMs / 1000} s of warm-up, repetitions interleaved. Every process shares the same cores, ` +
+          `${warmUpMs / 1000} s of warm-up, ${settings.repetitions} repetitions interleaved, medians shown. Every process shares the same cores, ` +
           `so a proxy's CPU is taken from the backend and h2load: CPU s per 10k calls is the proxy's ` +
           `own cost (utime + stime of its process, /proc/<pid>/stat); peak RSS is VmHWM after the ` +
           `scenario. Cost vs direct: rate ratio for the closed loop, p99 ratio at fixed rates.`,
