@@ -1,30 +1,13 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { parseDuration } from '@switchyard/core';
 import { z } from 'zod';
 import type { Discovery, DiscoveryReportingOptions } from './discovery.js';
 import { dnsDiscovery } from './dns.js';
 import { parseEndpoint } from './endpoint.js';
 import { fileDiscovery } from './file.js';
 import { kubernetesDiscovery } from './kubernetes.js';
-import { describeIssues, endpointEntrySchema } from './schema.js';
+import { describeIssues, durationSchema as duration, endpointEntrySchema } from './schema.js';
 import { staticDiscovery } from './static.js';
-
-/**
- * A duration with its unit (core's `parseDuration`), in milliseconds. A bare number is refused:
- * `interval: 5` would be read as 5 ms by some and 5 s by others.
- */
-const duration = z
-  .string({ error: 'expected a duration with its unit, e.g. "5s" or "250ms"' })
-  .transform((text, context) => {
-    const ms = parseDuration(text);
-    if (ms !== undefined && ms > 0) return ms;
-    context.addIssue({
-      code: 'custom',
-      message: `"${text}" is not a positive duration like "5s" or "250ms"`,
-    });
-    return z.NEVER;
-  });
 
 const portNumber = z.number().int().min(1).max(65_535);
 

@@ -1,3 +1,4 @@
+import { parseDuration } from '@switchyard/core';
 import { z } from 'zod';
 import { type Endpoint, parseEndpointEntry } from './endpoint.js';
 
@@ -68,3 +69,19 @@ function keyPath(path: readonly PropertyKey[]): string {
     )
     .join('');
 }
+
+/**
+ * A duration with its unit (core's `parseDuration`), in milliseconds, for config files (the proxy's too). A bare number is refused:
+ * `interval: 5` would be read as 5 ms by some and 5 s by others.
+ */
+export const durationSchema = z
+  .string({ error: 'expected a duration with its unit, e.g. "5s" or "250ms"' })
+  .transform((text, context) => {
+    const ms = parseDuration(text);
+    if (ms !== undefined && ms > 0) return ms;
+    context.addIssue({
+      code: 'custom',
+      message: `"${text}" is not a positive duration like "5s" or "250ms"`,
+    });
+    return z.NEVER;
+  });

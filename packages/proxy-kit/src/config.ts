@@ -2,26 +2,17 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { BALANCER_NAMES } from '@switchyard/balancer';
-import { parseDuration } from '@switchyard/core';
-import { type DiscoveryConfig, discoveryConfigSchema } from '@switchyard/discovery';
+import {
+  type DiscoveryConfig,
+  discoveryConfigSchema,
+  durationSchema as duration,
+} from '@switchyard/discovery';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { ConnectionPoolOptions } from './connection-pool.js';
 import type { HealthCheckOptions } from './health-check.js';
 import { type ListenerOptions, parseListenAddress } from './listener.js';
 import type { ProxyOptions } from './proxy.js';
-
-const duration = z
-  .string({ error: 'expected a duration with its unit, e.g. "5s" or "250ms"' })
-  .transform((text, context) => {
-    const ms = parseDuration(text);
-    if (ms !== undefined && ms > 0) return ms;
-    context.addIssue({
-      code: 'custom',
-      message: `"${text}" is not a duration like "5s" or "250ms"`,
-    });
-    return z.NEVER;
-  });
 
 const listenAddress = z.string().refine(
   (text) => {
