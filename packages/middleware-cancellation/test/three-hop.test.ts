@@ -181,7 +181,9 @@ describe.each<Kind>(['unary', 'serverStream', 'clientStream', 'bidi'])(
       expect(cStream?.rstCode).toBe(constants.NGHTTP2_CANCEL);
       const sinceBDeadline = cStream!.at - bDeadline.at(-1)!;
       expect(sinceBDeadline).toBeGreaterThan(-2);
-      expect(sinceBDeadline).toBeLessThan(50);
+      // A timer, unlike an abort, fires late on a loaded 2-core machine (127 ms seen in CI while
+      // benchmarks ran); the 50 ms bound is the abort path's, asserted above.
+      expect(sinceBDeadline).toBeLessThan(200);
     });
   },
 );
