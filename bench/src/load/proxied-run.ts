@@ -4,7 +4,7 @@ import { type H2loadOptions, runH2load } from './h2load.js';
 
 /** One h2load run through a proxy (or direct), with what the backends and the proxy saw. */
 export interface ProxiedRun {
-  /** Successes per second after the warm-up. */
+  /** Successes per second after the warm-up (h2load's, less any no backend served). */
   rate: number;
   p50Ms: number;
   p99Ms: number;
@@ -36,12 +36,14 @@ export async function proxiedRun(
     (count, index) => count - servedBefore[index]!,
   );
   const total = served.reduce((sum, count) => sum + count, 0);
+  // HTTP 200 with an error grpc-status looks like a success to h2load; the backends know better.
+  const unserved = Math.max(0, result.succeeded - total);
   return {
-    rate: result.rate,
+    rate: result.rate * (1 - unserved / Math.max(1, result.succeeded)),
     p50Ms: result.p50Ms,
     p99Ms: result.p99Ms,
     maxMs: result.maxMs,
-    errors: result.failed + Math.max(0, result.succeeded - total),
+    errors: result.failed + unserved,
     served,
     cpuSPer10k: (cpuUsed / total) * 10_000,
     generatorCapacity: total / result.generatorCpuS,
