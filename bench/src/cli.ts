@@ -33,6 +33,9 @@ if (unknown?.length) {
   process.exit(2);
 }
 
+// Interrupted: exit, which stops every child process the bench started (see processes.ts).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
 const started = Date.now();
 const settings: Settings = {
   quick: values.quick,

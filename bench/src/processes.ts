@@ -25,8 +25,8 @@ export function peakRssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
-/** Samples VmRSS every 100 ms until the returned function is called, which returns the largest, in MB. */
-export function sampleRss(pid: number): () => number {
+/** Samples a process's VmRSS every 100 ms until stopped. */
+export function sampleRss(pid: number): { largestMb(): number; stop(): void } {
   let largest = 0;
   const sample = () => {
     let status = '';
@@ -40,10 +40,12 @@ export function sampleRss(pid: number): () => number {
   };
   sample();
   const timer = setInterval(sample, 100);
-  return () => {
-    clearInterval(timer);
-    sample();
-    return largest;
+  return {
+    largestMb() {
+      sample();
+      return largest;
+    },
+    stop: () => clearInterval(timer),
   };
 }
 
@@ -174,12 +176,28 @@ export function serveRequests<Request extends object>(
       });
     }
   });
-  // The bench stops hosts with SIGTERM; exiting at once is all the cleanup they need.
+  // The bench stops hosts with SIGTERM; exiting at once is all the cleanup they need. A host
+  // whose bench has gone (the IPC channel closed) exits too.
   process.on('SIGTERM', () => process.exit(0));
+  process.on('disconnect', () => process.exit(0));
   process.send!(ready);
 }
 
+// Every child still running when the bench exits — finished, failed or interrupted — goes with it.
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** Makes `child` one of the processes killed when the bench exits, until it exits itself. */
+export function own(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 function track(child: ChildProcess): RunningProcess {
+  own(child);
   let output = '';
   const append = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-65_536);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage } from '@switchyard/core';
 import { TestRequest } from '@switchyard/testing';
-import { reapedChildrenCpuSeconds } from '../processes.js';
+import { own, reapedChildrenCpuSeconds } from '../processes.js';
 import { type LatencySummary, summariseLatencies } from '../stats.js';
 
 /** The unary method every proxy scenario calls. */
@@ -68,21 +68,23 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     const stdout = await new Promise<string>((resolve, reject) =>
       // h2load can wait forever for connections that never finish their handshake; a run that
       // overstays its duration by half a minute is a failure, not a result.
-      execFile(
-        'h2load',
-        args,
-        { maxBuffer: 16 << 20, timeout: durationMs + warmUpMs + 30_000 },
-        (error, out, err) => {
-          if (!error) return resolve(out);
-          const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-          reject(
-            new Error(
-              missing
-                ? 'h2load is not installed: apt-get install -y nghttp2-client'
-                : `h2load failed: ${error.message}\n${out}${err}`,
-            ),
-          );
-        },
+      own(
+        execFile(
+          'h2load',
+          args,
+          { maxBuffer: 16 << 20, timeout: durationMs + warmUpMs + 30_000 },
+          (error, out, err) => {
+            if (!error) return resolve(out);
+            const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+            reject(
+              new Error(
+                missing
+                  ? 'h2load is not installed: apt-get install -y nghttp2-client'
+                  : `h2load failed: ${error.message}\n${out}${err}`,
+              ),
+            );
+          },
+        ),
       ),
     );
     const generatorCpuS = reapedChildrenCpuSeconds() - cpuBefore;

@@ -24,7 +24,7 @@ export const balancingQuality: Scenario = {
         backends.ready.addresses,
         (peer, policy) => `${peer.name} ${policy}`,
       );
-      const durationMs = 4_000 * settings.timeScale;
+      const durationMs = 3_000 * settings.timeScale;
       const warmUpMs = 1_000 * settings.timeScale;
       const label = `${RATE} req/s over ${CONNECTIONS} connections`;
       settings.log(`balancing: ${label}`);

@@ -68,7 +68,7 @@ export const proxyScale: Scenario = {
       const warmUpMs = 1_000 * settings.timeScale;
       settings.log(`scale: ${cells.length} cells`);
       const medians = await interleaved(cells, settings, async ({ connections, proxy }) => {
-        const stopSampling = sampleRss(proxy.pid);
+        const rss = sampleRss(proxy.pid);
         try {
           const { served: _, ...metrics } = await proxiedRun(backends, proxy.pid, {
             target: proxy.target,
@@ -80,9 +80,9 @@ export const proxyScale: Scenario = {
             warmUpMs: Math.max(warmUpMs, connections * 3),
             rps: RATE,
           });
-          return { ...metrics, rssMb: stopSampling() };
+          return { ...metrics, rssMb: rss.largestMb() };
         } finally {
-          stopSampling();
+          rss.stop();
         }
       });
       // Every cell is compared with the smallest one, 1 endpoint and 1 connection.
