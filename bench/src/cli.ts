@@ -7,7 +7,7 @@ import type { ScenarioResult, Settings } from './results.js';
 import { scenarios } from './scenarios/index.js';
 import { applyTargets } from './targets.js';
 
-const USAGE = `Usage: npm run bench [-- --quick] [-- --only middleware,proxy] [-- --out <dir>]
+const USAGE = `Usage: npm run bench -- [--quick] [--only middleware,proxy] [--out <dir>]
 
   --quick     a ~1 minute smoke run: every scenario, one short repetition (figures not meaningful)
   --only      comma-separated scenario ids: ${scenarios.map((scenario) => scenario.id).join(', ')}
