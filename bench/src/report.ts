@@ -71,11 +71,9 @@ export function renderMarkdown(report: RunReport, jsonPath: string): string {
         header,
         scenario.rows.map((row) => [
           row.case,
-          peerCell(row),
+          peerCell(row, scenario.rows),
           ...scenario.columns.map((column) => formatNumber(row.metrics[column.key], column.digits)),
-          ...(scenario.ratioLabel
-            ? [row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`]
-            : []),
+          ...(scenario.ratioLabel ? [ratioCell(row)] : []),
           row.target ? `${row.target.text}: ${verdict(row.target.met)}` : '',
         ]),
       ),
@@ -85,9 +83,17 @@ export function renderMarkdown(report: RunReport, jsonPath: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-function peerCell(row: Row): string {
-  const base = row.baseline ? `${row.peer} (vs ${row.baseline})` : row.peer;
-  return row.absent ? `${row.peer} — **absent**: ${row.absent}` : base;
+/** The peer, and its baseline when the scenario compares with more than one. */
+function peerCell(row: Row, rows: readonly Row[]): string {
+  if (row.absent) return `${row.peer} — **absent**: ${row.absent}`;
+  const baselines = new Set(rows.map((other) => other.baseline).filter(Boolean));
+  return row.baseline && baselines.size > 1 ? `${row.peer} (vs ${row.baseline})` : row.peer;
+}
+
+function ratioCell(row: Row): string {
+  if (row.ratio === undefined) return '';
+  const spread = row.ratioSpread ? ` ±${Math.round(row.ratioSpread * 100)}%` : '';
+  return `${row.ratio.toFixed(2)}×${spread}`;
 }
 
 function verdict(met: boolean | undefined): string {

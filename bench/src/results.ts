@@ -15,13 +15,23 @@ export interface Row {
   peer: string;
   /** Medians over the repetitions; empty when the peer is absent. */
   metrics: Record<string, number>;
+  /** Each repetition's figures (in the JSON, for whoever wants to see the noise). */
+  samples?: Record<string, number>[];
   /** The peer whose figures `ratio` divides by. */
   baseline?: string;
   /** This row's key metric over the baseline's, oriented so that > 1 means costlier. */
   ratio?: number;
+  /** How far the ratio could move within the repetitions' range (see `withRatios`). */
+  ratioSpread?: number;
   /** Why there are no figures: not installed (with the command), not built yet. */
   absent?: string;
   target?: Target;
+}
+
+/** One peer's figures from {@link interleaved}: medians, and every repetition's. */
+export interface Measured {
+  metrics: Record<string, number>;
+  samples: Record<string, number>[];
 }
 
 /** A column of a scenario's table: which metric, how it is labelled and rounded. */

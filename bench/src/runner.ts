@@ -1,27 +1,35 @@
-import type { Row, Settings } from './results.js';
-import { medianOfSamples } from './stats.js';
+import type { Measured, Row, Settings } from './results.js';
+import { median, medianOfSamples } from './stats.js';
 
 /**
  * Measures every peer `settings.repetitions` times, interleaved — A B C, C B A, A B C … — so
  * that a slow spell of a shared machine lands on every peer alike, and returns each peer's
- * medians. Warming up is the measurement's business (h2load's warm-up, the hosts' first calls).
+ * samples and their medians. Warming up is the measurement's business (h2load's warm-up, the
+ * hosts' first calls).
  */
 export async function interleaved<Peer>(
   peers: readonly Peer[],
   settings: Settings,
   measure: (peer: Peer) => Promise<Record<string, number>>,
-): Promise<Map<Peer, Record<string, number>>> {
+): Promise<Map<Peer, Measured>> {
   const samples = new Map<Peer, Record<string, number>[]>(peers.map((peer) => [peer, []]));
   for (let repetition = 0; repetition < settings.repetitions; repetition++) {
     const order = repetition % 2 === 0 ? peers : [...peers].reverse();
     for (const peer of order) samples.get(peer)!.push(await measure(peer));
   }
-  return new Map([...samples].map(([peer, values]) => [peer, medianOfSamples(values)]));
+  return new Map(
+    [...samples].map(([peer, values]) => [
+      peer,
+      { metrics: medianOfSamples(values), samples: values },
+    ]),
+  );
 }
 
 /**
  * Sets each row's ratio to its baseline's, on `key`: `costlier` says whether a larger value
  * is worse (latency, CPU) or better (throughput), so that ratio > 1 always means "costs more".
+ * The ratio's spread adds both rows' half-ranges over their repetitions, relative to their
+ * medians: a ratio of 1.04 ± 0.08 says nothing either way.
  */
 export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower'): Row[] {
   for (const row of rows) {
@@ -31,6 +39,13 @@ export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower
     const reference = base?.metrics[key];
     if (value === undefined || reference === undefined || base?.absent) continue;
     row.ratio = costlier === 'higher' ? value / reference : reference / value;
+    row.ratioSpread = relativeHalfRange(row, key) + relativeHalfRange(base!, key);
   }
   return rows;
+}
+
+function relativeHalfRange(row: Row, key: string): number {
+  const values = (row.samples ?? []).map((sample) => sample[key] ?? Number.NaN);
+  if (values.length < 2) return 0;
+  return (Math.max(...values) - Math.min(...values)) / 2 / median(values);
 }

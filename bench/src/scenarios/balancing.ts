@@ -28,7 +28,7 @@ export const balancingQuality: Scenario = {
       const warmUpMs = 1_000 * settings.timeScale;
       const label = `${RATE} req/s over ${CONNECTIONS} connections`;
       settings.log(`balancing: ${label}`);
-      const medians = await interleaved(
+      const measured = await interleaved(
         peers.filter((peer) => !peer.absent),
         settings,
         async (peer) => {
@@ -52,7 +52,8 @@ export const balancingQuality: Scenario = {
         (peer): Row => ({
           case: label,
           peer: peer.label,
-          metrics: medians.get(peer) ?? {},
+          metrics: {},
+          ...measured.get(peer),
           absent: peer.absent,
         }),
       );

@@ -59,6 +59,7 @@ export const middlewareOverhead: Scenario = {
         const client = await startHost<object>('middleware-client', [
           variant.name,
           server.ready.address,
+          String(settings.timeScale),
         ]);
         hosts.set(variant, { server, client });
         return startNext();
@@ -83,7 +84,7 @@ export const middlewareOverhead: Scenario = {
       const rows: Row[] = [];
       for (const { label, ...request } of CASES) {
         settings.log(`middleware: ${label}`);
-        const medians = await interleaved(variants, repeated, (variant) =>
+        const measured = await interleaved(variants, repeated, (variant) =>
           measure(variant, { ...request, durationMs }),
         );
         for (const variant of variants) {
@@ -91,7 +92,7 @@ export const middlewareOverhead: Scenario = {
             case: label,
             peer: variant.name,
             baseline: variant.baseline === variant.name ? undefined : variant.baseline,
-            metrics: medians.get(variant)!,
+            ...measured.get(variant)!,
           });
         }
       }
@@ -102,7 +103,7 @@ export const middlewareOverhead: Scenario = {
         method:
           `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${repeated.repetitions} ` +
           'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
-          'process and its own client process (warmed up before the first repetition), both on ' +
+          'process and its own client process (warmed up by the same few thousand calls), both on ' +
           '127.0.0.1. The rate counts response messages (calls, for unary): unary calls still ' +
           'running when the window closes are awaited and counted, streams are cancelled. CPU µs / ' +
           'msg is the CPU time (user + system, getrusage) both processes used per response message ' +

@@ -46,7 +46,7 @@ export const proxyThroughput: Scenario = {
       const rows: Row[] = [];
       for (const { label, rps, ratioOn } of cases) {
         settings.log(`proxy: ${label}`);
-        const medians = await interleaved(present, settings, async (peer) => {
+        const measured = await interleaved(present, settings, async (peer) => {
           const { served: _, ...metrics } = await proxiedRun(backends, peer.running?.pid, {
             target: peer.running?.target ?? upstream,
             connections: rps ? RATE_CONNECTIONS : CONNECTIONS,
@@ -62,7 +62,8 @@ export const proxyThroughput: Scenario = {
             case: label,
             peer: peer.label,
             baseline: peer.label === DIRECT ? undefined : DIRECT,
-            metrics: medians.get(peer) ?? {},
+            metrics: {},
+            ...measured.get(peer),
             absent: peer.absent,
           }),
         );

@@ -3,11 +3,12 @@ import { proxiedRun } from '../load/proxied-run.js';
 import { proxyKit, type StartedPeer, startPeers, stopPeers } from '../peers/index.js';
 import { sampleRss, startHost } from '../processes.js';
 import type { Row, Scenario } from '../results.js';
-import { interleaved } from '../runner.js';
+import { interleaved, withRatios } from '../runner.js';
 
 const ENDPOINTS = [1, 10, 100];
 const CONNECTIONS = [1, 100, 1_000];
 const RATE = 1_000;
+const CASE = `proxy-kit p2c-ewma, ${RATE.toLocaleString('en')} req/s`;
 
 export const proxyScale: Scenario = {
   id: 'scale',
@@ -34,7 +35,8 @@ export const proxyScale: Scenario = {
       const rows = ENDPOINTS.flatMap((endpoints) =>
         CONNECTIONS.map(
           (connections): Row => ({
-            ...cell(endpoints, connections),
+            case: CASE,
+            peer: cellName({ endpoints, connections }),
             metrics: {},
             absent: probe.absent,
           }),
@@ -67,7 +69,7 @@ export const proxyScale: Scenario = {
       const durationMs = 3_000 * settings.timeScale;
       const warmUpMs = 1_000 * settings.timeScale;
       settings.log(`scale: ${cells.length} cells`);
-      const medians = await interleaved(cells, settings, async ({ connections, proxy }) => {
+      const measured = await interleaved(cells, settings, async ({ connections, proxy }) => {
         const rss = sampleRss(proxy.pid);
         try {
           const { served: _, ...metrics } = await proxiedRun(backends, proxy.pid, {
@@ -85,15 +87,16 @@ export const proxyScale: Scenario = {
           rss.stop();
         }
       });
-      // Every cell is compared with the smallest one, 1 endpoint and 1 connection.
-      const smallest = medians.get(cells[0]!)!.cpuSPer10k!;
+      // One case; every cell is compared with the smallest, 1 endpoint and 1 connection.
       const rows = cells.map(
-        (measured): Row => ({
-          ...cell(measured.endpoints, measured.connections),
-          metrics: medians.get(measured)!,
-          ratio: medians.get(measured)!.cpuSPer10k! / smallest,
+        (cell): Row => ({
+          case: CASE,
+          peer: cellName(cell),
+          baseline: cell === cells[0] ? undefined : cellName(cells[0]!),
+          ...measured.get(cell)!,
         }),
       );
+      withRatios(rows, 'cpuSPer10k', 'higher');
       return {
         id: this.id,
         title,
@@ -110,9 +113,8 @@ export const proxyScale: Scenario = {
   },
 };
 
-function cell(endpoints: number, connections: number): Pick<Row, 'case' | 'peer'> {
-  return {
-    case: `${endpoints} endpoint${endpoints > 1 ? 's' : ''}`,
-    peer: `${connections.toLocaleString('en')} client connection${connections > 1 ? 's' : ''}`,
-  };
+function cellName({ endpoints, connections }: { endpoints: number; connections: number }): string {
+  const plural = (count: number, noun: string) =>
+    `${count.toLocaleString('en')} ${noun}${count > 1 ? 's' : ''}`;
+  return `${plural(endpoints, 'endpoint')} × ${plural(connections, 'client connection')}`;
 }
