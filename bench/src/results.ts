@@ -21,7 +21,7 @@ export interface Row {
   baseline?: string;
   /** This row's key metric over the baseline's, oriented so that > 1 means costlier. */
   ratio?: number;
-  /** How far the ratio could move within the repetitions' range (see `withRatios`). */
+  /** How far the ratio could move with the repetitions' scatter (see `withRatios`). */
   ratioSpread?: number;
   /** Why there are no figures: not installed (with the command), not built yet. */
   absent?: string;

@@ -28,8 +28,8 @@ export async function interleaved<Peer>(
 /**
  * Sets each row's ratio to its baseline's, on `key`: `costlier` says whether a larger value
  * is worse (latency, CPU) or better (throughput), so that ratio > 1 always means "costs more".
- * The ratio's spread adds both rows' half-ranges over their repetitions, relative to their
- * medians: a ratio of 1.04 ± 0.08 says nothing either way.
+ * The ratio's spread adds both rows' median absolute deviations over their repetitions,
+ * relative to their medians: 1.04× ±8% says nothing either way.
  */
 export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower'): Row[] {
   for (const row of rows) {
@@ -39,13 +39,15 @@ export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower
     const reference = base?.metrics[key];
     if (value === undefined || reference === undefined || base?.absent) continue;
     row.ratio = costlier === 'higher' ? value / reference : reference / value;
-    row.ratioSpread = relativeHalfRange(row, key) + relativeHalfRange(base!, key);
+    row.ratioSpread = relativeDeviation(row, key) + relativeDeviation(base!, key);
   }
   return rows;
 }
 
-function relativeHalfRange(row: Row, key: string): number {
+/** The median absolute deviation of the repetitions' `key`, relative to their median. */
+function relativeDeviation(row: Row, key: string): number {
   const values = (row.samples ?? []).map((sample) => sample[key] ?? Number.NaN);
   if (values.length < 2) return 0;
-  return (Math.max(...values) - Math.min(...values)) / 2 / median(values);
+  const middle = median(values);
+  return median(values.map((value) => Math.abs(value - middle))) / middle;
 }

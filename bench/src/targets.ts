@@ -19,7 +19,7 @@ const TARGETS: Record<string, (row: Row, rows: readonly Row[]) => Row['target']>
       );
       return {
         text: `overhead ≤ the nice-grpc pair's (issue 7)`,
-        measured: `${percent(row.ratio)} vs ${percent(pair?.ratio)}`,
+        measured: `${percent(row.ratio)}${scatter(row)} vs ${percent(pair?.ratio)}${pair ? scatter(pair) : ''}`,
         met:
           row.ratio === undefined || pair?.ratio === undefined
             ? undefined
@@ -76,7 +76,7 @@ export function applyTargets(result: ScenarioResult): ScenarioResult {
 function overheadAtMost(row: Row, overhead: number, issue: string): Row['target'] {
   return {
     text: `≤ ${Math.round(overhead * 100)}% over ${row.baseline} (${issue})`,
-    measured: percent(row.ratio),
+    measured: `${percent(row.ratio)}${scatter(row)}`,
     met: row.ratio === undefined ? undefined : row.ratio <= 1 + overhead,
   };
 }
@@ -85,6 +85,11 @@ function percent(ratio: number | undefined): string {
   if (ratio === undefined) return '—';
   const overhead = (ratio - 1) * 100;
   return `${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)}%`;
+}
+
+/** The ratio's scatter over the repetitions, as shown beside it in the tables. */
+function scatter(row: Row): string {
+  return row.ratioSpread ? ` ±${Math.round(row.ratioSpread * 100)}%` : '';
 }
 
 function round(value: number | undefined): string {

@@ -110,7 +110,9 @@ export const middlewareOverhead: Scenario = {
           'msg is the CPU time (user + system, getrusage) both processes used per response message ' +
           "(per call, for unary) — the stack's own cost, which other work on a shared machine " +
           'disturbs far less than rates and latencies. Cost vs baseline divides it by the ' +
-          "baseline's: 1.05× is 5% more CPU per call.",
+          "baseline's: 1.05× is 5% more CPU per call; ± adds both rows' median absolute " +
+          'deviations over the repetitions, relative to their medians — a ratio closer to 1 than ' +
+          'that is within the noise.',
         columns: [
           { key: 'cpuUsPerMessage', label: 'CPU µs / msg', digits: 1 },
           { key: 'rate', label: 'msgs/s', digits: 0 },
