@@ -1,17 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeMachine } from './machine.js';
-import { writeReport } from './report.js';
+import { type RunReport, rewriteMarkdown, writeReport } from './report.js';
 import type { ScenarioResult, Settings } from './results.js';
 import { scenarios } from './scenarios/index.js';
 import { applyTargets } from './targets.js';
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only middleware,proxy] [--out <dir>]
+       npm run bench -- --render results/<date>.json [--out <dir>]
 
   --quick     a ~1 minute smoke run: every scenario, one short repetition (figures not meaningful)
   --only      comma-separated scenario ids: ${scenarios.map((scenario) => scenario.id).join(', ')}
   --out       where RESULTS.md and results/ go (default: the bench directory)
+  --render    rewrite RESULTS.md from the figures a run saved, without measuring anything
 `;
 
 const { values } = parseArgs({
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string' },
+    render: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -26,6 +30,15 @@ if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
+const dir = values.out
+  ? resolve(values.out)
+  : resolve(dirname(fileURLToPath(import.meta.url)), '..');
+if (values.render) {
+  const saved: RunReport = JSON.parse(readFileSync(values.render, 'utf8'));
+  process.stderr.write(`wrote ${rewriteMarkdown(saved, dir)}\n`);
+  process.exit(0);
+}
+
 const only = values.only?.split(',');
 const unknown = only?.filter((id) => !scenarios.some((scenario) => scenario.id === id));
 if (unknown?.length) {
@@ -65,9 +78,6 @@ for (const scenario of scenarios.filter((candidate) => !only || only.includes(ca
   }
 }
 
-const dir = values.out
-  ? resolve(values.out)
-  : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const written = writeReport(
   {
     machine,

@@ -13,14 +13,25 @@ export interface RunReport {
 
 /** Writes `results/<date>[-quick].json` and `RESULTS[-quick].md` under `dir`; returns their paths. */
 export function writeReport(report: RunReport, dir: string): { json: string; markdown: string } {
+  const paths = reportPaths(report, dir);
+  mkdirSync(join(dir, 'results'), { recursive: true });
+  writeFileSync(paths.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(paths.markdown, renderMarkdown(report, paths.jsonLink));
+  return paths;
+}
+
+/** Writes only `RESULTS[-quick].md` under `dir`, from a report saved by an earlier run. */
+export function rewriteMarkdown(report: RunReport, dir: string): string {
+  const paths = reportPaths(report, dir);
+  writeFileSync(paths.markdown, renderMarkdown(report, paths.jsonLink));
+  return paths.markdown;
+}
+
+function reportPaths(report: RunReport, dir: string) {
   const suffix = report.quick ? '-quick' : '';
   const stamp = report.machine.date.slice(0, 16).replace(':', '');
-  mkdirSync(join(dir, 'results'), { recursive: true });
-  const json = join(dir, 'results', `${stamp}${suffix}.json`);
-  const markdown = join(dir, `RESULTS${suffix}.md`);
-  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(markdown, renderMarkdown(report, `results/${stamp}${suffix}.json`));
-  return { json, markdown };
+  const jsonLink = `results/${stamp}${suffix}.json`;
+  return { json: join(dir, jsonLink), markdown: join(dir, `RESULTS${suffix}.md`), jsonLink };
 }
 
 export function renderMarkdown(report: RunReport, jsonPath: string): string {
@@ -91,7 +102,7 @@ function peerCell(row: Row, rows: readonly Row[]): string {
 }
 
 function ratioCell(row: Row): string {
-  if (row.ratio === undefined) return '';
+  if (typeof row.ratio !== 'number') return '';
   const spread = row.ratioSpread ? ` ±${Math.round(row.ratioSpread * 100)}%` : '';
   return `${row.ratio.toFixed(2)}×${spread}`;
 }
@@ -101,18 +112,29 @@ function verdict(met: boolean | undefined): string {
 }
 
 function formatNumber(value: number | undefined, digits: number): string {
-  if (value === undefined || Number.isNaN(value)) return '—';
+  // NaN (nothing to measure, e.g. no stream finished) comes back from the JSON as null.
+  if (typeof value !== 'number' || Number.isNaN(value)) return '—';
   return value.toLocaleString('en', {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
 }
 
+/** A markdown table with padded columns, as biome formats markdown. */
 function table(header: string[], rows: string[][]): string[] {
-  const escapePipes = (cell: string) => cell.replaceAll('|', '\\|');
-  return [
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.map(escapePipes).join(' | ')} |`),
-  ];
+  const cells = [header, ...rows].map((row) => row.map((cell) => cell.replaceAll('|', '\\|')));
+  const widths = header.map((_, column) =>
+    Math.max(3, ...cells.map((row) => displayWidth(row[column] ?? ''))),
+  );
+  const line = (row: string[]) =>
+    `| ${row.map((cell, column) => cell + ' '.repeat(widths[column]! - displayWidth(cell))).join(' | ')} |`;
+  const [head, ...body] = cells;
+  return [line(head!), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)];
+}
+
+// Emoji such as ✅ take two columns in a terminal and in biome's alignment.
+function displayWidth(text: string): number {
+  let width = 0;
+  for (const character of text) width += /\p{Emoji_Presentation}/u.test(character) ? 2 : 1;
+  return width;
 }
