@@ -143,6 +143,41 @@ async function* tap<T>(
   }
 }
 
+type Direction = 'received' | 'sent';
+type SizeOf = 'requestSize' | 'responseSize';
+const BYTES = { received: 'receivedBytes', sent: 'sentBytes' } as const;
+
+/**
+ * Counts the one message of a non-streamed side of a call. A server receives requests and sends
+ * responses, a client the reverse; both middleware count through these two helpers.
+ */
+function countOne(
+  message: unknown,
+  direction: Direction,
+  tally: CallTally,
+  sizes: MethodDefinitionLike | undefined,
+  sizeOf: SizeOf,
+): void {
+  tally[direction] = 1;
+  if (sizes) tally[BYTES[direction]] = sizes[sizeOf](message);
+}
+
+/** Counts each message of a streamed side of a call as it passes. */
+function countEach<T>(
+  messages: AsyncIterable<T>,
+  direction: Direction,
+  cell: MethodCell,
+  tally: CallTally,
+  sizes: MethodDefinitionLike | undefined,
+  sizeOf: SizeOf,
+): AsyncGenerator<T, void, undefined> {
+  return tap(messages, (message) => {
+    cell[direction]++;
+    tally[direction]++;
+    if (sizes) tally[BYTES[direction]] += sizes[sizeOf](message);
+  });
+}
+
 /**
  * Server middleware recording, per method: call duration by status, calls started and in
  * flight, messages (and optionally bytes) per streaming call. Install it first (outermost) so
@@ -167,30 +202,18 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
         tally.streaming = call.requestStream || call.responseStream;
         tally.sized = sizes !== undefined;
         if (call.requestStream) {
-          request = tap(call.request, (message) => {
-            cell.received++;
-            tally.received++;
-            if (sizes) tally.receivedBytes += sizes.requestSize(message);
-          });
+          request = countEach(call.request, 'received', cell, tally, sizes, 'requestSize');
         } else {
-          tally.received = 1;
-          if (sizes) tally.receivedBytes = sizes.requestSize(call.request);
+          countOne(call.request, 'received', tally, sizes, 'requestSize');
         }
       }
       if (!call.responseStream) {
         const response = yield* call.next(request, context);
-        if (tally !== undefined) {
-          tally.sent = 1;
-          if (sizes) tally.sentBytes = sizes.responseSize(response);
-        }
+        if (tally !== undefined) countOne(response, 'sent', tally, sizes, 'responseSize');
         return response;
       }
       if (tally === undefined) return yield* call.next(request, context);
-      yield* tap(call.next(request, context), (message) => {
-        cell.sent++;
-        tally.sent++;
-        if (sizes) tally.sentBytes += sizes.responseSize(message);
-      });
+      yield* countEach(call.next(request, context), 'sent', cell, tally, sizes, 'responseSize');
       return;
     } catch (e) {
       failed = true;
@@ -229,33 +252,28 @@ export function metricsClientMiddleware(options: ClientMetricsOptions = {}): Cli
         tally.streaming = call.requestStream || call.responseStream;
         tally.sized = sizes !== undefined;
         if (call.requestStream) {
-          request = tap(call.request, (message) => {
-            cell.sent++;
-            tally.sent++;
-            if (sizes) tally.sentBytes += sizes.requestSize(message);
-          });
+          request = countEach(call.request, 'sent', cell, tally, sizes, 'requestSize');
         } else {
-          tally.sent = 1;
-          if (sizes) tally.sentBytes = sizes.requestSize(call.request);
+          countOne(call.request, 'sent', tally, sizes, 'requestSize');
         }
       }
       if (!call.responseStream) {
         const response = yield* call.next(request, callOptions);
         settled = true;
-        if (tally !== undefined) {
-          tally.received = 1;
-          if (sizes) tally.receivedBytes = sizes.responseSize(response);
-        }
+        if (tally !== undefined) countOne(response, 'received', tally, sizes, 'responseSize');
         return response;
       }
       if (tally === undefined) {
         yield* call.next(request, callOptions);
       } else {
-        yield* tap(call.next(request, callOptions), (message) => {
-          cell.received++;
-          tally.received++;
-          if (sizes) tally.receivedBytes += sizes.responseSize(message);
-        });
+        yield* countEach(
+          call.next(request, callOptions),
+          'received',
+          cell,
+          tally,
+          sizes,
+          'responseSize',
+        );
       }
       settled = true;
       return;
