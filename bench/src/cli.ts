@@ -13,6 +13,8 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only middleware,proxy] [--ou
 
   --quick     a ~1 minute smoke run: every scenario, one short repetition (figures not meaningful)
   --only      comma-separated scenario ids: ${scenarios.map((scenario) => scenario.id).join(', ')}
+  --stacks    comma-separated parts of middleware stack names: measure only the stacks whose name
+              contains one (and their baselines), e.g. --only middleware --stacks deadline,retry
   --out       where RESULTS.md and results/ go (default: the bench directory)
   --render    rewrite RESULTS.md from the figures a run saved, without measuring anything
 `;
@@ -21,6 +23,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    stacks: { type: 'string' },
     out: { type: 'string' },
     render: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -54,6 +57,7 @@ const settings: Settings = {
   quick: values.quick,
   repetitions: values.quick ? 1 : 3,
   timeScale: values.quick ? 0.2 : 1,
+  stacks: values.stacks?.split(','),
   log: (message) =>
     process.stderr.write(
       `[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`,

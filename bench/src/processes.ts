@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
@@ -59,6 +60,18 @@ function statFields(path: string): string[] {
 export function cpuMicros(): number {
   const { user, system } = process.cpuUsage();
   return user + system;
+}
+
+/**
+ * Keeps every thread of process `pid` on one CPU (sched_setaffinity through util-linux's
+ * taskset): a process that the scheduler keeps moving between cores pays for it in cache
+ * misses, and how often it moves depends on whatever else runs — noise in its CPU time.
+ */
+export function pinToCpu(pid: number, cpu: number): void {
+  const onMachine = cpu % availableParallelism();
+  execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', String(onMachine), String(pid)], {
+    stdio: 'ignore',
+  });
 }
 
 /** A port on 127.0.0.1 that was free a moment ago, for peers whose config needs one. */
@@ -124,11 +137,13 @@ export interface Host<Ready> extends RunningProcess {
 export async function startHost<Ready>(
   script: string,
   args: readonly string[] = [],
+  { cpu }: { cpu?: number } = {},
 ): Promise<Host<Ready>> {
   const child = fork(new URL(`./hosts/${script}.js`, import.meta.url), args, {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const running = track(child);
+  if (cpu !== undefined) pinToCpu(child.pid!, cpu);
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   let nextId = 0;
   const ready = await new Promise<Ready>((resolve, reject) => {

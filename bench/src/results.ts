@@ -63,6 +63,11 @@ export interface Settings {
   repetitions: number;
   /** Scales every measurement window; 1 for the full run. */
   timeScale: number;
+  /**
+   * Middleware stacks to measure, as parts of their names (any matches), each with its
+   * baseline; all of them when unset.
+   */
+  stacks?: readonly string[];
   log(message: string): void;
 }
 

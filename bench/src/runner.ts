@@ -28,26 +28,32 @@ export async function interleaved<Peer>(
 /**
  * Sets each row's ratio to its baseline's, on `key`: `costlier` says whether a larger value
  * is worse (latency, CPU) or better (throughput), so that ratio > 1 always means "costs more".
- * The ratio's spread adds both rows' median absolute deviations over their repetitions,
- * relative to their medians: 1.04× ±8% says nothing either way.
+ *
+ * Paired: each repetition's value is divided by the baseline's from the same repetition — the
+ * nearest in time, so a slow spell of the machine that lands on both cancels out — and the
+ * ratio is the median of those. Its spread is their median absolute deviation, relative to
+ * it: 1.04× ±8% says nothing either way. Rows without repetitions fall back to the medians.
  */
 export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower'): Row[] {
+  const oriented = (value: number, reference: number) =>
+    costlier === 'higher' ? value / reference : reference / value;
   for (const row of rows) {
     if (row.baseline === undefined || row.absent) continue;
     const base = rows.find((other) => other.case === row.case && other.peer === row.baseline);
     const value = row.metrics[key];
     const reference = base?.metrics[key];
     if (value === undefined || reference === undefined || base?.absent) continue;
-    row.ratio = costlier === 'higher' ? value / reference : reference / value;
-    row.ratioSpread = relativeDeviation(row, key) + relativeDeviation(base!, key);
+    const paired = (row.samples ?? []).flatMap((sample, repetition) => {
+      const own = sample[key];
+      const theirs = base?.samples?.[repetition]?.[key];
+      return own === undefined || theirs === undefined ? [] : [oriented(own, theirs)];
+    });
+    if (paired.length < 2) {
+      row.ratio = oriented(value, reference);
+      continue;
+    }
+    row.ratio = median(paired);
+    row.ratioSpread = median(paired.map((ratio) => Math.abs(ratio - row.ratio!))) / row.ratio;
   }
   return rows;
-}
-
-/** The median absolute deviation of the repetitions' `key`, relative to their median. */
-function relativeDeviation(row: Row, key: string): number {
-  const values = (row.samples ?? []).map((sample) => sample[key] ?? Number.NaN);
-  if (values.length < 2) return 0;
-  const middle = median(values);
-  return median(values.map((value) => Math.abs(value - middle))) / middle;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { generateTestPki } from '@switchyard/testing';
 import type { MeasureRequest } from '../hosts/middleware-client.js';
 import type { ClosedLoopResult } from '../load/closed-loop.js';
-import { variants } from '../middleware/catalog.js';
+import { variants as catalog } from '../middleware/catalog.js';
 import { PKI_DIR_VARIABLE, STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
 import { startOtlpSink } from '../otlp-sink.js';
 import { type Host, startHost } from '../processes.js';
@@ -26,6 +26,9 @@ const CASES: readonly (Omit<MeasureRequest, 'durationMs'> & { label: string })[]
   },
 ];
 
+const SERVER_CPU = 1;
+const CLIENT_CPU = 0;
+
 /** How many hosts start at once: each imports grpc-js and friends, and the machine has 2 cores. */
 const STARTING_AT_ONCE = 4;
 
@@ -33,6 +36,7 @@ export const middlewareOverhead: Scenario = {
   id: 'middleware',
   title: 'Middleware overhead',
   async run(settings) {
+    const variants = chosenVariants(settings.stacks);
     const pkiDir = await writePki();
     const sink = await startOtlpSink();
     // Read by the hosts (they inherit the environment): the PKI of the mTLS stacks, and the
@@ -54,14 +58,21 @@ export const middlewareOverhead: Scenario = {
       const startNext = async (): Promise<void> => {
         const variant = queue.shift();
         if (!variant) return;
-        const server = await startHost<{ address: string }>('middleware-server', [variant.name]);
+        // Server and client on a core each, the same two for every stack.
+        const server = await startHost<{ address: string }>('middleware-server', [variant.name], {
+          cpu: SERVER_CPU,
+        });
         hosts.set(variant, { server });
-        const client = await startHost<object>('middleware-client', [
-          variant.name,
-          server.ready.address,
-          // A quick run's figures mean nothing; its warm-up only has to touch every path.
-          String(settings.quick ? 0.05 : 1),
-        ]);
+        const client = await startHost<object>(
+          'middleware-client',
+          [
+            variant.name,
+            server.ready.address,
+            // A quick run's figures mean nothing; its warm-up only has to touch every path.
+            String(settings.quick ? 0.05 : 1),
+          ],
+          { cpu: CLIENT_CPU },
+        );
         hosts.set(variant, { server, client });
         return startNext();
       };
@@ -105,14 +116,14 @@ export const middlewareOverhead: Scenario = {
           `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${repeated.repetitions} ` +
           'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
           'process and its own client process (warmed up by the same few thousand calls), both on ' +
-          '127.0.0.1. The rate counts response messages (calls, for unary): unary calls still ' +
+          '127.0.0.1, the server pinned to one core and the client to the other. The rate counts response messages (calls, for unary): unary calls still ' +
           'running when the window closes are awaited and counted, streams are cancelled. CPU µs / ' +
           'msg is the CPU time (user + system, getrusage) both processes used per response message ' +
           "(per call, for unary) — the stack's own cost, which other work on a shared machine " +
           'disturbs far less than rates and latencies. Cost vs baseline divides it by the ' +
-          "baseline's: 1.05× is 5% more CPU per call; ± adds both rows' median absolute " +
-          'deviations over the repetitions, relative to their medians — a ratio closer to 1 than ' +
-          'that is within the noise.',
+          "baseline's in the same repetition, and shows the median of those ratios: 1.05× is 5% " +
+          'more CPU per call; ± is their median absolute deviation, relative — a ratio closer to 1 ' +
+          'than that is within the noise.',
         columns: [
           { key: 'cpuUsPerMessage', label: 'CPU µs / msg', digits: 1 },
           { key: 'rate', label: 'msgs/s', digits: 0 },
@@ -147,6 +158,16 @@ export const middlewareOverhead: Scenario = {
     }
   },
 };
+
+/** The catalog's stacks whose names contain one of `parts`, with their baselines, in order. */
+function chosenVariants(parts: readonly string[] | undefined): Variant[] {
+  if (parts === undefined) return catalog;
+  const chosen = catalog.filter((variant) => parts.some((part) => variant.name.includes(part)));
+  if (chosen.length === 0)
+    throw new Error(`no middleware stack name contains ${parts.join(' or ')}`);
+  const baselines = new Set(chosen.map((variant) => variant.baseline));
+  return catalog.filter((variant) => chosen.includes(variant) || baselines.has(variant.name));
+}
 
 /** The test PKI as PEM files, read by both processes of each mTLS stack. */
 async function writePki(): Promise<string> {

@@ -98,8 +98,9 @@ export const proxyThroughput: Scenario = {
           `${warmUpMs / 1000} s of warm-up, ${settings.repetitions} repetitions interleaved, medians shown. Every process shares the same cores, ` +
           `so a proxy's CPU is taken from the backend and h2load: CPU s per 10k calls is the proxy's ` +
           `own cost (utime + stime of its process, /proc/<pid>/stat); peak RSS is VmHWM after the ` +
-          `scenario. Cost vs direct: rate ratio for the closed loop, p99 ratio at fixed rates; ± is ` +
-          'the scatter of the repetitions (median absolute deviations, relative, of both rows).',
+          `scenario. Cost vs direct: rate ratio for the closed loop, p99 ratio at fixed rates, each ` +
+          "repetition's against direct's in the same repetition, median shown; ± is the scatter " +
+          'of those ratios (median absolute deviation, relative).',
         columns: [
           { key: 'rate', label: 'req/s', digits: 0 },
           { key: 'p50Ms', label: 'p50 ms', digits: 2 },

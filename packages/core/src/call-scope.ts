@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type CallContext,
   type CallOptions,
@@ -7,6 +6,7 @@ import {
   type ServerMiddleware,
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
+import { type CallState, callState } from './call-state.js';
 
 /** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
 export interface PeerIdentity {
@@ -46,16 +46,18 @@ export type CallScopePatch = Partial<
 /** Headers forwarded by default: W3C trace context and baggage. */
 export const DEFAULT_FORWARD_HEADERS: readonly string[] = ['traceparent', 'tracestate', 'baggage'];
 
-const storage = new AsyncLocalStorage<CallScope>();
-
 /** The scope of the inbound call whose handler is running, if any. */
 export function currentCallScope(): CallScope | undefined {
-  return storage.getStore();
+  return callState.getStore()?.scope;
 }
 
 /** Runs `fn` (and everything it schedules) inside `scope`. */
 export function runInCallScope<R>(scope: CallScope, fn: () => R): R {
-  return storage.run(scope, fn);
+  return callState.run(stateOf(scope), fn);
+}
+
+function stateOf(scope: CallScope): CallState {
+  return { call: undefined, path: undefined, scope };
 }
 
 /**
@@ -65,21 +67,28 @@ export function runInCallScope<R>(scope: CallScope, fn: () => R): R {
  * when it is iterated, in the iterating caller's context. So every step (`next`, `throw`,
  * `return`) is started inside the scope; awaits within a step then keep it.
  */
-export async function* scopedGenerator<T, R>(
+export function scopedGenerator<T, R>(
   scope: CallScope,
+  generator: AsyncGenerator<T, R, undefined>,
+): AsyncGenerator<T, R, undefined> {
+  return stepsInState(stateOf(scope), generator);
+}
+
+async function* stepsInState<T, R>(
+  state: CallState,
   generator: AsyncGenerator<T, R, undefined>,
 ): AsyncGenerator<T, R, undefined> {
   let done = false;
   try {
-    let step = await storage.run(scope, () => generator.next());
+    let step = await callState.run(state, () => generator.next());
     while (!step.done) {
       try {
         yield step.value;
       } catch (error) {
-        step = await storage.run(scope, () => generator.throw(error));
+        step = await callState.run(state, () => generator.throw(error));
         continue;
       }
-      step = await storage.run(scope, () => generator.next());
+      step = await callState.run(state, () => generator.next());
     }
     done = true;
     return step.value;
@@ -88,7 +97,7 @@ export async function* scopedGenerator<T, R>(
     throw error;
   } finally {
     // The consumer stopped early (break/return): let the wrapped generator run its finally blocks.
-    if (!done) await storage.run(scope, () => generator.return(undefined as R));
+    if (!done) await callState.run(state, () => generator.return(undefined as R));
   }
 }
 
@@ -96,12 +105,16 @@ export async function* scopedGenerator<T, R>(
  * Runs a server middleware's continuation inside the scope of the call it handles.
  *
  * Several server middleware contribute to one scope (deadline, identity, tracing), in whatever
- * order they were installed. The first to run creates the scope from the call context and
- * enters it; the others refine that same scope object in place, which costs them no generator
- * wrapper of their own (the hot path of a full middleware stack pays for one). They recognise
- * "their" call by its request metadata object, which nice-grpc passes unchanged down the whole
- * middleware chain of one call even when a middleware extends the context; a scope inherited
- * from elsewhere (a server started inside a handler) is never mistaken for it.
+ * order they were installed. The first to run creates the scope from the call context; the
+ * others refine that same scope object in place. They recognise "their" call by its request
+ * metadata object, which nice-grpc passes unchanged down the whole middleware chain of one call
+ * even when a middleware extends the context; a scope inherited from elsewhere (a server started
+ * inside a handler) is never mistaken for it.
+ *
+ * On a server created with `withInboundCall` (see inbound-call.ts) the handler already runs
+ * inside the state the interceptor entered for this call, so the scope is simply recorded there
+ * and `next()` is returned as it is: no storage to enter, no generator to wrap. Elsewhere the
+ * continuation's every step is run inside a state of its own ({@link scopedGenerator}).
  */
 export function serveInCallScope<T, R>(
   method: string,
@@ -109,7 +122,8 @@ export function serveInCallScope<T, R>(
   patch: CallScopePatch,
   next: () => AsyncGenerator<T, R, undefined>,
 ): AsyncGenerator<T, R, undefined> {
-  const current = storage.getStore();
+  const state = callState.getStore();
+  const current = state?.scope;
   if (current?.inbound === context.metadata) {
     Object.assign(current, patch);
     return next();
@@ -123,7 +137,12 @@ export function serveInCallScope<T, R>(
     inbound: context.metadata,
     ...patch,
   };
-  return scopedGenerator(scope, storage.run(scope, next));
+  if (state !== undefined && current === undefined && state.path === method) {
+    state.scope = scope;
+    return next();
+  }
+  const own = stateOf(scope);
+  return stepsInState(own, callState.run(own, next));
 }
 
 /** Copies the named headers (all their values) out of `metadata`. */
@@ -155,7 +174,7 @@ export function callScopeServerMiddleware({
     context: CallContext,
   ) => {
     const forwardMetadata = pickMetadata(context.metadata, forwardHeaders);
-    const current = storage.getStore();
+    const current = currentCallScope();
     if (current?.inbound === context.metadata) {
       // A middleware installed before this one (tracing) may already have replaced a header
       // with its own span's context; that value, not the request's, is the one to pass on.
@@ -175,7 +194,7 @@ export function callScopeServerMiddleware({
  * unless the call sets them itself.
  */
 export const forwardScopeMetadata: ClientMiddleware = (call, options) => {
-  const scope = storage.getStore();
+  const scope = currentCallScope();
   if (scope === undefined || isEmpty(scope.forwardMetadata))
     return call.next(call.request, options);
   const metadata = Metadata(options.metadata);

@@ -51,6 +51,12 @@ export function parseGrpcTimeout(value: string): number {
 export function encodeGrpcTimeout(ms: number): string {
   if (Number.isNaN(ms)) throw new RangeError('timeout is NaN');
   if (ms <= 0) return '0n';
+  // Whole milliseconds (what Date arithmetic gives) scale exactly: no rounding to do.
+  if (Number.isInteger(ms)) {
+    if (ms <= 99) return `${ms * 1_000_000}n`;
+    if (ms <= 99_999) return `${ms * 1_000}u`;
+    if (ms <= MAX_VALUE) return `${ms}m`;
+  }
   for (const unit of ENCODE_ORDER) {
     // Rounding to 1e-9 first keeps float noise (0.1 + 0.2) from rounding 300000n up to 300001n.
     const value = Math.ceil(Number((ms / UNIT_MS[unit]).toFixed(6)));

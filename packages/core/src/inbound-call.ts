@@ -1,10 +1,10 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import {
+  type Metadata,
   ServerInterceptingCall,
   type ServerInterceptingCallInterface,
   type ServerInterceptor,
-  ServerListenerBuilder,
 } from '@grpc/grpc-js';
+import { type CallState, callState } from './call-state.js';
 
 // grpc-js does not export these two types from its entry point.
 type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
@@ -26,30 +26,26 @@ export interface InboundCall {
   readonly host: string;
 }
 
-const storage = new AsyncLocalStorage<ServerInterceptingCallInterface>();
-
 /**
  * grpc-js server interceptor (grpc-js ≥ 1.10, `new Server({ interceptors })`, which nice-grpc's
  * `createServer(options)` passes through) that makes the grpc-js call behind each nice-grpc
  * handler reachable from server middleware through {@link currentInboundCall}.
  *
- * grpc-js invokes the method handler from inside these listener callbacks (on half-close for
- * unary and server-streaming methods, on metadata for the others), and nice-grpc starts the
- * middleware chain from that handler, so running each callback inside the storage hands the
- * call to the whole chain without touching nice-grpc.
+ * grpc-js invokes the method handler from inside one listener callback — on half-close for
+ * methods with a single request, on metadata for client-streaming and bidi ones — and nice-grpc
+ * starts the middleware chain from that handler. Running only that callback inside the call's
+ * state hands the call to the whole chain, once per call, without touching nice-grpc.
  */
-export const inboundCallInterceptor: ServerInterceptor = (_method, call) =>
-  new ServerInterceptingCall(call, {
-    start(next) {
-      next(
-        new ServerListenerBuilder()
-          .withOnReceiveMetadata((metadata, forward) => storage.run(call, forward, metadata))
-          .withOnReceiveMessage((message, forward) => storage.run(call, forward, message))
-          .withOnReceiveHalfClose((forward) => storage.run(call, forward))
-          .build(),
-      );
-    },
-  });
+export const inboundCallInterceptor: ServerInterceptor = (method, call) => {
+  const state: CallState = { call, path: method.path, scope: undefined };
+  const listener = method.requestStream
+    ? {
+        onReceiveMetadata: (metadata: Metadata, next: (metadata: Metadata) => void) =>
+          callState.run(state, next, metadata),
+      }
+    : { onReceiveHalfClose: (next: () => void) => callState.run(state, next) };
+  return new ServerInterceptingCall(call, { start: (next) => next(listener) });
+};
 
 /**
  * Server options that install {@link inboundCallInterceptor} in front of any given ones:
@@ -68,21 +64,29 @@ export function withInboundCall<T extends { interceptors?: ServerInterceptor[] }
  * was created without {@link inboundCallInterceptor}.
  */
 export function currentInboundCall(): InboundCall | undefined {
-  const call = storage.getStore();
-  if (call === undefined) return undefined;
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return {
-    deadline: Number.isFinite(ms) ? new Date(ms) : undefined,
-    // Lazy: under mTLS this reads the peer certificate, which only identity middleware needs.
-    get authContext() {
-      return call.getAuthContext();
-    },
-    get connection() {
-      return call.getConnectionInfo();
-    },
-    get host() {
-      return call.getHost();
-    },
-  };
+  const call = callState.getStore()?.call;
+  return call === undefined ? undefined : new InboundCallView(call);
+}
+
+/** Reads grpc-js's call only for what is asked: under mTLS `authContext` parses the peer certificate. */
+class InboundCallView implements InboundCall {
+  constructor(private readonly call: ServerInterceptingCallInterface) {}
+
+  get deadline(): Date | undefined {
+    const deadline = this.call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Number.isFinite(ms) ? new Date(ms) : undefined;
+  }
+
+  get authContext(): AuthContext {
+    return this.call.getAuthContext();
+  }
+
+  get connection(): ConnectionInfo {
+    return this.call.getConnectionInfo();
+  }
+
+  get host(): string {
+    return this.call.getHost();
+  }
 }

@@ -7,3 +7,4 @@ export * from './grpc-timeout.js';
 export * from './inbound-call.js';
 export * from './rpc-conventions.js';
 export * from './status.js';
+export * from './steps.js';

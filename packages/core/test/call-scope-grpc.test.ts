@@ -17,6 +17,7 @@ import {
   currentCallScope,
   forwardScopeMetadata,
   serveInCallScope,
+  withInboundCall,
 } from '../src/index.js';
 import { JsonService, type Observation, type Probe } from './json-service.js';
 
@@ -26,7 +27,10 @@ function scopeTrace(): string | undefined {
 }
 
 const servers: Server[] = [];
-let frontend: ReturnType<typeof createClient<typeof JsonService>>;
+type Frontend = ReturnType<typeof createClient<typeof JsonService>>;
+// The middle hop twice: entering the scope itself, and inside the state the inbound-call
+// interceptor entered for the call (the path a Switchyard server takes).
+const frontends: Record<'plain' | 'intercepted', Frontend> = {} as never;
 
 beforeAll(async () => {
   // Leaf: reports the traceparent it received, i.e. what the middle hop forwarded.
@@ -44,8 +48,7 @@ beforeAll(async () => {
     .create(JsonService, createChannel(`127.0.0.1:${leafPort}`));
 
   // Middle hop: checks its scope after awaits, timers, stream events and a nested call.
-  const middle = createServer().use(callScopeServerMiddleware());
-  middle.add(JsonService, {
+  const implementation = {
     async unary(request: Probe): Promise<Observation> {
       const seen = [scopeTrace()];
       await sleep(request.delayMs ?? 0);
@@ -76,10 +79,17 @@ beforeAll(async () => {
         yield { id: request.id, seen: [scopeTrace()] };
       }
     },
-  });
-  const middlePort = await middle.listen('127.0.0.1:0');
-  frontend = createClient(JsonService, createChannel(`127.0.0.1:${middlePort}`));
-  servers.push(leaf, middle);
+  };
+  servers.push(leaf);
+  for (const kind of ['plain', 'intercepted'] as const) {
+    const middle = createServer(kind === 'intercepted' ? withInboundCall() : {}).use(
+      callScopeServerMiddleware(),
+    );
+    middle.add(JsonService, implementation);
+    const middlePort = await middle.listen('127.0.0.1:0');
+    frontends[kind] = createClient(JsonService, createChannel(`127.0.0.1:${middlePort}`));
+    servers.push(middle);
+  }
 });
 
 afterAll(async () => {
@@ -90,43 +100,49 @@ const trace = (i: number) => `00-${i.toString(16).padStart(32, '0')}-00000000000
 const withTrace = (i: number) => ({ metadata: Metadata({ traceparent: trace(i) }) });
 
 describe('call scope across real gRPC calls', () => {
-  it('1,000 concurrent interleaved calls each see their own scope, across timers, streams and nested calls', async () => {
-    const calls = Array.from({ length: 1_000 }, async (_, i) => {
-      switch (i % 3) {
-        case 0: {
-          const response = await frontend.unary({ id: i, delayMs: i % 5 }, withTrace(i));
-          expect(response.seen).toEqual(Array(6).fill(trace(i)));
-          expect(response.downstream?.[0]?.seen).toEqual([trace(i)]);
-          return;
-        }
-        case 1: {
-          const responses: Observation[] = [];
-          for await (const response of frontend.serverStream({ id: i }, withTrace(i))) {
-            responses.push(response);
+  it.each(['plain', 'intercepted'] as const)(
+    '1,000 concurrent interleaved calls each see their own scope, across timers, streams and nested calls (%s server)',
+    async (kind) => {
+      const frontend = frontends[kind];
+      const calls = Array.from({ length: 1_000 }, async (_, i) => {
+        switch (i % 3) {
+          case 0: {
+            const response = await frontend.unary({ id: i, delayMs: i % 5 }, withTrace(i));
+            expect(response.seen).toEqual(Array(6).fill(trace(i)));
+            expect(response.downstream?.[0]?.seen).toEqual([trace(i)]);
+            return;
           }
-          expect(responses.map((r) => r.seen[0])).toEqual(Array(3).fill(trace(i)));
-          expect(responses.map((r) => r.downstream?.[0]?.seen[0])).toEqual(Array(3).fill(trace(i)));
-          return;
-        }
-        default: {
-          async function* requests() {
-            for (let k = 0; k < 3; k++) {
-              await sleep(k);
-              yield { id: i };
+          case 1: {
+            const responses: Observation[] = [];
+            for await (const response of frontend.serverStream({ id: i }, withTrace(i))) {
+              responses.push(response);
             }
+            expect(responses.map((r) => r.seen[0])).toEqual(Array(3).fill(trace(i)));
+            expect(responses.map((r) => r.downstream?.[0]?.seen[0])).toEqual(
+              Array(3).fill(trace(i)),
+            );
+            return;
           }
-          const seen: unknown[] = [];
-          for await (const response of frontend.bidi(requests(), withTrace(i)))
-            seen.push(...response.seen);
-          expect(seen).toEqual(Array(3).fill(trace(i)));
+          default: {
+            async function* requests() {
+              for (let k = 0; k < 3; k++) {
+                await sleep(k);
+                yield { id: i };
+              }
+            }
+            const seen: unknown[] = [];
+            for await (const response of frontend.bidi(requests(), withTrace(i)))
+              seen.push(...response.seen);
+            expect(seen).toEqual(Array(3).fill(trace(i)));
+          }
         }
-      }
-    });
-    await Promise.all(calls);
-  });
+      });
+      await Promise.all(calls);
+    },
+  );
 
   it('a call made outside any handler forwards nothing', async () => {
-    const response = await frontend.unary({ id: 7 });
+    const response = await frontends.plain.unary({ id: 7 });
     // JSON turns the handlers' `undefined` into null.
     expect(response.seen).toEqual(Array(6).fill(null));
     expect(response.downstream?.[0]?.seen).toEqual([null]);

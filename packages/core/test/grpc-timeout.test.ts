@@ -48,6 +48,29 @@ describe('grpc-timeout', () => {
     expect(() => encodeGrpcTimeout(Number.NaN)).toThrow(RangeError);
   });
 
+  it('encodes whole milliseconds exactly as the spec says, around every unit boundary', () => {
+    // Reference in exact integer arithmetic: the finest unit whose value fits 8 digits.
+    const units: [string, bigint, bigint][] = [
+      ['n', 1_000_000n, 1n],
+      ['u', 1_000n, 1n],
+      ['m', 1n, 1n],
+      ['S', 1n, 1_000n],
+      ['M', 1n, 60_000n],
+      ['H', 1n, 3_600_000n],
+    ];
+    const reference = (ms: number) => {
+      for (const [unit, multiply, divide] of units) {
+        const value = (BigInt(ms) * multiply + divide - 1n) / divide;
+        if (value <= 99_999_999n) return `${value}${unit}`;
+      }
+      return '99999999H';
+    };
+    const boundaries = [1, 99, 100, 99_999, 100_000, 99_999_999, 100_000_000, 2_147_483_000];
+    const samples = boundaries.flatMap((ms) => [ms - 1, ms, ms + 1]).filter((ms) => ms > 0);
+    for (let ms = 1; ms < 2e9; ms = Math.ceil(ms * 1.37)) samples.push(ms);
+    for (const ms of samples) expect(encodeGrpcTimeout(ms)).toBe(reference(ms));
+  });
+
   const malformed = [
     '',
     'S',

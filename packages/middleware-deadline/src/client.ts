@@ -1,4 +1,10 @@
-import { type CallScope, currentCallScope, encodeGrpcTimeout } from '@switchyard/core';
+import {
+  type CallScope,
+  currentCallScope,
+  encodeGrpcTimeout,
+  lazySteps,
+  settleSteps,
+} from '@switchyard/core';
 import {
   type CallOptions,
   ClientError,
@@ -79,8 +85,8 @@ export function deadlineClientMiddleware({
   const imposesDeadlines =
     Object.keys(defaultDeadlines).length > 0 || maxDeadline !== Number.POSITIVE_INFINITY;
 
-  // Runs lazily, when the call starts (its first iteration), as nice-grpc starts calls then.
-  async function* withDeadline<Request, Response>(
+  // Runs when the call starts (its first iteration), as nice-grpc starts calls then.
+  function withDeadline<Request, Response>(
     call: ClientMiddlewareCall<Request, Response>,
     options: CallOptions,
     deadline: Date | number | undefined,
@@ -101,7 +107,7 @@ export function deadlineClientMiddleware({
       }
     }
     if (at === Number.POSITIVE_INFINITY || options.signal?.aborted) {
-      return yield* call.next(call.request, options);
+      return call.next(call.request, options);
     }
     const remaining = at - now;
     // As grpc-go: a call whose deadline has passed fails without reaching the wire.
@@ -127,15 +133,15 @@ export function deadlineClientMiddleware({
     };
     let timer = setTimeout(expire, Math.min(remaining, MAX_TIMER_DELAY));
 
-    try {
-      return yield* call.next(call.request, { ...options, metadata, signal: controller.signal });
-    } finally {
-      clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', abort);
-      // Whatever the aborted call threw (AbortError, CANCELLED), the reason was the deadline.
-      // biome-ignore lint/correctness/noUnsafeFinally: replacing that error is the point.
-      if (expired) throw deadlineExceeded(path, inheritedFrom);
-    }
+    return settleSteps<Response, Response | void>(
+      call.next(call.request, { ...options, metadata, signal: controller.signal }),
+      () => {
+        clearTimeout(timer);
+        callerSignal?.removeEventListener('abort', abort);
+        // Whatever the aborted call threw (AbortError, CANCELLED), the reason was the deadline.
+        if (expired) throw deadlineExceeded(path, inheritedFrom);
+      },
+    );
   }
 
   return (call, options) => {
@@ -147,7 +153,7 @@ export function deadlineClientMiddleware({
     if (deadline === undefined && scope?.deadline === undefined && !imposesDeadlines) {
       return call.next(call.request, rest);
     }
-    return withDeadline(call, rest, deadline, scope);
+    return lazySteps(() => withDeadline(call, rest, deadline, scope));
   };
 }
 

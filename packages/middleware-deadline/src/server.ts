@@ -1,4 +1,4 @@
-import { currentInboundCall, serveInCallScope } from '@switchyard/core';
+import { currentInboundCall, serveInCallScope, settleSteps } from '@switchyard/core';
 import {
   type CallContext,
   ClientError,
@@ -40,7 +40,7 @@ const noTimeout = () => undefined;
  * returning that error would.
  */
 export const deadlineServerMiddleware: ServerMiddleware<DeadlineCallContextExt> =
-  async function* deadlineServerMiddleware<Request, Response>(
+  function deadlineServerMiddleware<Request, Response>(
     call: ServerMiddlewareCall<Request, Response, DeadlineCallContextExt>,
     context: CallContext,
   ) {
@@ -59,17 +59,16 @@ export const deadlineServerMiddleware: ServerMiddleware<DeadlineCallContextExt> 
       deadline,
       timeoutMs: at === undefined ? noTimeout : () => at - Date.now(),
     };
-    try {
-      return yield* serveInCallScope<Response, Response | void>(
-        call.method.path,
-        next,
-        { deadline },
-        () => call.next(call.request, next),
-      );
-    } catch (error) {
-      if (error instanceof ClientError && error.code === Status.DEADLINE_EXCEEDED) {
-        throw new ServerError(Status.DEADLINE_EXCEEDED, error.details);
-      }
-      throw error;
-    }
+    return settleSteps(
+      serveInCallScope<Response, Response | void>(call.method.path, next, { deadline }, () =>
+        call.next(call.request, next),
+      ),
+      deadlineStatus,
+    );
   };
+
+function deadlineStatus(error: unknown, failed: boolean): void {
+  if (failed && error instanceof ClientError && error.code === Status.DEADLINE_EXCEEDED) {
+    throw new ServerError(Status.DEADLINE_EXCEEDED, error.details);
+  }
+}
