@@ -1,9 +1,4 @@
-import {
-  type Metadata,
-  ServerInterceptingCall,
-  type ServerInterceptingCallInterface,
-  type ServerInterceptor,
-} from '@grpc/grpc-js';
+import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { type CallState, callState } from './call-state.js';
 
 // grpc-js does not export these two types from its entry point.
@@ -36,16 +31,89 @@ export interface InboundCall {
  * starts the middleware chain from that handler. Running only that callback inside the call's
  * state hands the call to the whole chain, once per call, without touching nice-grpc.
  */
-export const inboundCallInterceptor: ServerInterceptor = (method, call) => {
-  const state: CallState = { call, path: method.path, scope: undefined };
-  const listener = method.requestStream
-    ? {
-        onReceiveMetadata: (metadata: Metadata, next: (metadata: Metadata) => void) =>
-          callState.run(state, next, metadata),
-      }
-    : { onReceiveHalfClose: (next: () => void) => callState.run(state, next) };
-  return new ServerInterceptingCall(call, { start: (next) => next(listener) });
-};
+export const inboundCallInterceptor: ServerInterceptor = (method, call) =>
+  // grpc-js types an interceptor's result as its ServerInterceptingCall class, but only ever
+  // uses it through ServerInterceptingCallInterface (getServerInterceptingCall chains them as
+  // such, 1.10 to 1.14), which this class implements in full.
+  new InboundInterceptingCall(
+    call,
+    method.path,
+    method.requestStream,
+  ) as unknown as ReturnType<ServerInterceptor>;
+
+type Listener = Parameters<ServerInterceptingCallInterface['start']>[0];
+
+/**
+ * The interceptor's call: everything goes straight to grpc-js's own call. grpc-js's generic
+ * `ServerInterceptingCall` would put a responder and a listener stage, with their bookkeeping,
+ * on every message sent and received; this one only changes how the call starts.
+ */
+class InboundInterceptingCall implements ServerInterceptingCallInterface {
+  private readonly state: CallState;
+
+  constructor(
+    private readonly call: ServerInterceptingCallInterface,
+    path: string,
+    private readonly requestStream: boolean,
+  ) {
+    this.state = { call, path, scope: undefined };
+  }
+
+  start(listener: Listener): void {
+    const { state } = this;
+    this.call.start({
+      onReceiveMetadata: this.requestStream
+        ? (metadata) => callState.run(state, () => listener.onReceiveMetadata(metadata))
+        : (metadata) => listener.onReceiveMetadata(metadata),
+      onReceiveMessage: (message) => listener.onReceiveMessage(message),
+      onReceiveHalfClose: this.requestStream
+        ? () => listener.onReceiveHalfClose()
+        : () => callState.run(state, () => listener.onReceiveHalfClose()),
+      onCancel: () => listener.onCancel(),
+    });
+  }
+
+  sendMetadata(metadata: Metadata): void {
+    this.call.sendMetadata(metadata);
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: grpc-js's own signature.
+  sendMessage(message: any, callback: () => void): void {
+    this.call.sendMessage(message, callback);
+  }
+
+  sendStatus(status: Parameters<ServerInterceptingCallInterface['sendStatus']>[0]): void {
+    this.call.sendStatus(status);
+  }
+
+  startRead(): void {
+    this.call.startRead();
+  }
+
+  getPeer(): string {
+    return this.call.getPeer();
+  }
+
+  getDeadline(): ReturnType<ServerInterceptingCallInterface['getDeadline']> {
+    return this.call.getDeadline();
+  }
+
+  getHost(): string {
+    return this.call.getHost();
+  }
+
+  getAuthContext(): AuthContext {
+    return this.call.getAuthContext();
+  }
+
+  getConnectionInfo(): ConnectionInfo {
+    return this.call.getConnectionInfo();
+  }
+
+  getMetricsRecorder(): ReturnType<ServerInterceptingCallInterface['getMetricsRecorder']> {
+    return this.call.getMetricsRecorder();
+  }
+}
 
 /**
  * Server options that install {@link inboundCallInterceptor} in front of any given ones:
