@@ -137,10 +137,18 @@ export interface Host<Ready> extends RunningProcess {
 export async function startHost<Ready>(
   script: string,
   args: readonly string[] = [],
-  { cpu }: { cpu?: number } = {},
+  {
+    cpu,
+    launch,
+  }: {
+    cpu?: number;
+    /** Another program to run node under, e.g. valgrind (see callgrind.ts). */
+    launch?: { execPath: string; execArgv: string[] };
+  } = {},
 ): Promise<Host<Ready>> {
   const child = fork(new URL(`./hosts/${script}.js`, import.meta.url), args, {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    ...launch,
   });
   const running = track(child);
   if (cpu !== undefined) pinToCpu(child.pid!, cpu);

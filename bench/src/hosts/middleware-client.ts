@@ -10,6 +10,13 @@ export interface MeasureRequest {
   durationMs: number;
 }
 
+/** Exactly `calls` calls, `concurrency` at a time; the reply counts their response messages. */
+export interface CountedRequest {
+  kind: 'unary' | 'serverStream';
+  concurrency: number;
+  calls: number;
+}
+
 /** Calls made before the first measurement; scaled down in a quick run. */
 // Enough for CPU per call to level off: a fresh process still spends twice the CPU per call
 // after its first couple of thousand calls.
@@ -32,21 +39,30 @@ const scale = Number(process.argv[4] ?? 1);
 for (const { kind, concurrency, calls } of WARM_UP) {
   await repeat(caller[kind], concurrency, Math.ceil(calls * scale));
 }
-serveRequests<MeasureRequest>({}, async ({ kind, concurrency, durationMs }) => {
+serveRequests<MeasureRequest | CountedRequest>({}, async (request) => {
+  const { kind, concurrency } = request;
+  if ('calls' in request)
+    return { messages: await repeat(caller[kind], concurrency, request.calls) };
   const cpuBefore = cpuMicros();
-  const result = await closedLoop(caller[kind], concurrency, durationMs);
+  const result = await closedLoop(caller[kind], concurrency, request.durationMs);
   return { ...result, cpuUs: cpuMicros() - cpuBefore };
 });
 
+/** Makes `calls` calls, `concurrency` at a time; resolves to the response messages received. */
 async function repeat(
   call: Caller['serverStream'],
   concurrency: number,
   calls: number,
-): Promise<void> {
+): Promise<number> {
   const never = new AbortController().signal;
   let left = calls;
+  let messages = 0;
+  const onMessage = () => {
+    messages += 1;
+  };
   const worker = async () => {
-    while (left-- > 0) await call(() => {}, never);
+    while (left-- > 0) await call(onMessage, never);
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  return messages;
 }

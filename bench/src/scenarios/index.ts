@@ -1,5 +1,6 @@
 import type { Scenario } from '../results.js';
 import { balancingQuality } from './balancing.js';
+import { middlewareInstructions } from './instructions.js';
 import { middlewareOverhead } from './middleware.js';
 import { proxyThroughput } from './proxy.js';
 import { proxyScale } from './scale.js';
@@ -7,6 +8,7 @@ import { proxyScale } from './scale.js';
 /** Every scenario, in the order they run and appear in RESULTS.md. */
 export const scenarios: Scenario[] = [
   middlewareOverhead,
+  middlewareInstructions,
   proxyThroughput,
   balancingQuality,
   proxyScale,

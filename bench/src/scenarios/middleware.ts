@@ -1,13 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateTestPki } from '@switchyard/testing';
 import type { MeasureRequest } from '../hosts/middleware-client.js';
 import type { ClosedLoopResult } from '../load/closed-loop.js';
-import { variants as catalog } from '../middleware/catalog.js';
-import { PKI_DIR_VARIABLE, STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
-import { startOtlpSink } from '../otlp-sink.js';
-import { type Host, startHost } from '../processes.js';
+import {
+  chosenVariants,
+  type StackHosts,
+  startStack,
+  withStackEnvironment,
+} from '../middleware/stacks.js';
+import { STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
 import type { Row, Scenario } from '../results.js';
 import { interleaved, withRatios } from '../runner.js';
 
@@ -37,146 +36,102 @@ export const middlewareOverhead: Scenario = {
   title: 'Middleware overhead',
   async run(settings) {
     const variants = chosenVariants(settings.stacks);
-    const pkiDir = await writePki();
-    const sink = await startOtlpSink();
-    // Read by the hosts (they inherit the environment): the PKI of the mTLS stacks, and the
-    // OpenTelemetry SDK's configuration for the stacks that start it.
-    const environment: Record<string, string> = {
-      [PKI_DIR_VARIABLE]: pkiDir,
-      OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      OTEL_TRACES_EXPORTER: 'otlp',
-      OTEL_METRICS_EXPORTER: 'otlp',
-      OTEL_METRIC_EXPORT_INTERVAL: '5000',
-      OTEL_LOGS_EXPORTER: 'none',
-      OTEL_SERVICE_NAME: 'switchyard-bench',
-    };
-    Object.assign(process.env, environment);
-    const hosts = new Map<Variant, { server: Host<{ address: string }>; client?: Host<object> }>();
-    try {
-      const queue = [...variants];
-      const startNext = async (): Promise<void> => {
-        const variant = queue.shift();
-        if (!variant) return;
-        // Server and client on a core each, the same two for every stack.
-        const server = await startHost<{ address: string }>('middleware-server', [variant.name], {
-          cpu: SERVER_CPU,
-        });
-        hosts.set(variant, { server });
-        const client = await startHost<object>(
-          'middleware-client',
-          [
-            variant.name,
-            server.ready.address,
-            // A quick run's figures mean nothing; its warm-up only has to touch every path.
-            String(settings.quick ? 0.05 : 1),
-          ],
-          { cpu: CLIENT_CPU },
-        );
-        hosts.set(variant, { server, client });
-        return startNext();
-      };
-      await Promise.all(Array.from({ length: STARTING_AT_ONCE }, startNext));
-      // Both processes' CPU time per response message: the stack's cost, which a busy shared
-      // machine disturbs far less than it disturbs rates and latencies.
-      const measure = async (variant: Variant, request: MeasureRequest) => {
-        const { server, client } = hosts.get(variant)!;
-        const serverBefore = await server.request<number>({});
-        const { cpuUs, messages, ...result } = await client!.request<
-          ClosedLoopResult & { cpuUs: number }
-        >(request);
-        const serverUs = (await server.request<number>({})) - serverBefore;
-        return { ...result, cpuUsPerMessage: (cpuUs + serverUs) / messages };
-      };
+    return withStackEnvironment(async (sink) => {
+      const hosts = new Map<Variant, StackHosts>();
+      try {
+        const queue = [...variants];
+        const startNext = async (): Promise<void> => {
+          const variant = queue.shift();
+          if (!variant) return;
+          hosts.set(
+            variant,
+            await startStack(variant, {
+              // Server and client on a core each, the same two for every stack.
+              serverCpu: SERVER_CPU,
+              clientCpu: CLIENT_CPU,
+              // A quick run's figures mean nothing; its warm-up only has to touch every path.
+              warmUpScale: settings.quick ? 0.05 : 1,
+            }),
+          );
+          return startNext();
+        };
+        await Promise.all(Array.from({ length: STARTING_AT_ONCE }, startNext));
+        // Both processes' CPU time per response message: the stack's cost, which a busy shared
+        // machine disturbs far less than it disturbs rates and latencies.
+        const measure = async (variant: Variant, request: MeasureRequest) => {
+          const { server, client } = hosts.get(variant)!;
+          const serverBefore = await server.request<number>({});
+          const { cpuUs, messages, ...result } = await client.request<
+            ClosedLoopResult & { cpuUs: number }
+          >(request);
+          const serverUs = (await server.request<number>({})) - serverBefore;
+          return { ...result, cpuUsPerMessage: (cpuUs + serverUs) / messages };
+        };
 
-      // More, shorter repetitions than the other scenarios: finer interleaving of 19 stacks
-      // against the slow spells of a shared machine, in the same time.
-      const repeated = { ...settings, repetitions: settings.quick ? 1 : 5 };
-      const durationMs = Math.round(600 * settings.timeScale);
-      const rows: Row[] = [];
-      for (const { label, ...request } of CASES) {
-        settings.log(`middleware: ${label}`);
-        const measured = await interleaved(variants, repeated, (variant) =>
-          measure(variant, { ...request, durationMs }),
-        );
-        for (const variant of variants) {
-          rows.push({
-            case: label,
-            peer: variant.name,
-            baseline: variant.baseline === variant.name ? undefined : variant.baseline,
-            ...measured.get(variant)!,
-          });
+        // More, shorter repetitions than the other scenarios: finer interleaving of 19 stacks
+        // against the slow spells of a shared machine, in the same time.
+        const repeated = { ...settings, repetitions: settings.quick ? 1 : 5 };
+        const durationMs = Math.round(600 * settings.timeScale);
+        const rows: Row[] = [];
+        for (const { label, ...request } of CASES) {
+          settings.log(`middleware: ${label}`);
+          const measured = await interleaved(variants, repeated, (variant) =>
+            measure(variant, { ...request, durationMs }),
+          );
+          for (const variant of variants) {
+            rows.push({
+              case: label,
+              peer: variant.name,
+              baseline: variant.baseline === variant.name ? undefined : variant.baseline,
+              ...measured.get(variant)!,
+            });
+          }
         }
+        const failing = rows.filter((row) => (row.metrics.errors ?? 0) > 0);
+        return {
+          id: this.id,
+          title: this.title,
+          method:
+            `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${repeated.repetitions} ` +
+            'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
+            'process and its own client process (warmed up by the same few thousand calls), both on ' +
+            '127.0.0.1, the server pinned to one core and the client to the other. The rate counts response messages (calls, for unary): unary calls still ' +
+            'running when the window closes are awaited and counted, streams are cancelled. CPU µs / ' +
+            'msg is the CPU time (user + system, getrusage) both processes used per response message ' +
+            "(per call, for unary) — the stack's own cost, which other work on a shared machine " +
+            'disturbs far less than rates and latencies. Cost vs baseline divides it by the ' +
+            "baseline's in the same repetition, and shows the median of those ratios: 1.05× is 5% " +
+            'more CPU per call; ± is their median absolute deviation, relative — a ratio closer to 1 ' +
+            'than that is within the noise.',
+          columns: [
+            { key: 'cpuUsPerMessage', label: 'CPU µs / msg', digits: 1 },
+            { key: 'rate', label: 'msgs/s', digits: 0 },
+            { key: 'p50Ms', label: 'p50 ms', digits: 3 },
+            { key: 'p99Ms', label: 'p99 ms', digits: 3 },
+          ],
+          ratioLabel: 'cost vs baseline',
+          rows: withRatios(rows, 'cpuUsPerMessage', 'higher'),
+          notes: [
+            `The SDK stacks exported to a local OTLP/HTTP sink: ${Object.entries(sink.received())
+              .map(
+                ([path, { requests, bytes }]) =>
+                  `${path} ${requests} requests, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
+              )
+              .join(
+                '; ',
+              )}. "no SDK": no OpenTelemetry SDK registered, so tracing and Switchyard metrics run on the ` +
+              "API's no-op tracer and meter, while nice-grpc-prometheus still records into prom-client; the " +
+              'like-for-like comparison is the SDK one.',
+            ...failing.map(
+              (row) => `${row.peer}, ${row.case}: ${row.metrics.errors} failed calls (median)`,
+            ),
+          ],
+        };
+      } finally {
+        await Promise.all(
+          [...hosts.values()].flatMap(({ server, client }) => [server.stop(), client.stop()]),
+        );
       }
-      const failing = rows.filter((row) => (row.metrics.errors ?? 0) > 0);
-      return {
-        id: this.id,
-        title: this.title,
-        method:
-          `Closed loop: N calls kept in flight for ${durationMs} ms per repetition, ${repeated.repetitions} ` +
-          'repetitions interleaved across the stacks, medians shown. Each stack has its own server ' +
-          'process and its own client process (warmed up by the same few thousand calls), both on ' +
-          '127.0.0.1, the server pinned to one core and the client to the other. The rate counts response messages (calls, for unary): unary calls still ' +
-          'running when the window closes are awaited and counted, streams are cancelled. CPU µs / ' +
-          'msg is the CPU time (user + system, getrusage) both processes used per response message ' +
-          "(per call, for unary) — the stack's own cost, which other work on a shared machine " +
-          'disturbs far less than rates and latencies. Cost vs baseline divides it by the ' +
-          "baseline's in the same repetition, and shows the median of those ratios: 1.05× is 5% " +
-          'more CPU per call; ± is their median absolute deviation, relative — a ratio closer to 1 ' +
-          'than that is within the noise.',
-        columns: [
-          { key: 'cpuUsPerMessage', label: 'CPU µs / msg', digits: 1 },
-          { key: 'rate', label: 'msgs/s', digits: 0 },
-          { key: 'p50Ms', label: 'p50 ms', digits: 3 },
-          { key: 'p99Ms', label: 'p99 ms', digits: 3 },
-        ],
-        ratioLabel: 'cost vs baseline',
-        rows: withRatios(rows, 'cpuUsPerMessage', 'higher'),
-        notes: [
-          `The SDK stacks exported to a local OTLP/HTTP sink: ${Object.entries(sink.received())
-            .map(
-              ([path, { requests, bytes }]) =>
-                `${path} ${requests} requests, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
-            )
-            .join(
-              '; ',
-            )}. "no SDK": no OpenTelemetry SDK registered, so tracing and Switchyard metrics run on the ` +
-            "API's no-op tracer and meter, while nice-grpc-prometheus still records into prom-client; the " +
-            'like-for-like comparison is the SDK one.',
-          ...failing.map(
-            (row) => `${row.peer}, ${row.case}: ${row.metrics.errors} failed calls (median)`,
-          ),
-        ],
-      };
-    } finally {
-      await Promise.all(
-        [...hosts.values()].flatMap(({ server, client }) => [server.stop(), client?.stop()]),
-      );
-      await sink.close();
-      rmSync(pkiDir, { recursive: true, force: true });
-      for (const key of Object.keys(environment)) delete process.env[key];
-    }
+    });
   },
 };
-
-/** The catalog's stacks whose names contain one of `parts`, with their baselines, in order. */
-function chosenVariants(parts: readonly string[] | undefined): Variant[] {
-  if (parts === undefined) return catalog;
-  const chosen = catalog.filter((variant) => parts.some((part) => variant.name.includes(part)));
-  if (chosen.length === 0)
-    throw new Error(`no middleware stack name contains ${parts.join(' or ')}`);
-  const baselines = new Set(chosen.map((variant) => variant.baseline));
-  return catalog.filter((variant) => chosen.includes(variant) || baselines.has(variant.name));
-}
-
-/** The test PKI as PEM files, read by both processes of each mTLS stack. */
-async function writePki(): Promise<string> {
-  const pki = await generateTestPki();
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-pki-'));
-  writeFileSync(join(dir, 'ca.pem'), pki.ca.certPem);
-  writeFileSync(join(dir, 'server.pem'), pki.server.chainPem);
-  writeFileSync(join(dir, 'server-key.pem'), pki.server.keyPem);
-  writeFileSync(join(dir, 'client.pem'), pki.client.chainPem);
-  writeFileSync(join(dir, 'client-key.pem'), pki.client.keyPem);
-  return dir;
-}

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  callgrindAvailable,
+  callgrindLaunch,
+  instructionCounter,
+  removeCallgrindOutput,
+} from '../callgrind.js';
+import type { CountedRequest } from '../hosts/middleware-client.js';
+import {
+  chosenVariants,
+  type StackHosts,
+  startStack,
+  withStackEnvironment,
+} from '../middleware/stacks.js';
+import { STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
+import type { Row, Scenario } from '../results.js';
+import { withRatios } from '../runner.js';
+import { medianOfSamples } from '../stats.js';
+
+/**
+ * The stacks the goals of issues 3, 4 and 7 are about, with the nice-grpc packages they are
+ * compared with; their baselines come along (see `chosenVariants`).
+ */
+const STACKS = [
+  'Switchyard deadline + cancellation',
+  'Switchyard retry',
+  'Switchyard metrics + tracing, SDK',
+  'nice-grpc-client-middleware-deadline',
+  'nice-grpc-client-middleware-retry',
+  'nice-grpc-opentelemetry + nice-grpc-prometheus, SDK',
+];
+
+/** Calls per measurement: ~10–30 s of a stack's two processes under callgrind. */
+const CASES: readonly (CountedRequest & { label: string })[] = [
+  { label: 'unary, 1 in flight', kind: 'unary', concurrency: 1, calls: 400 },
+  { label: 'unary, 64 in flight', kind: 'unary', concurrency: 64, calls: 1_280 },
+  {
+    label: `stream of ${STREAM_MESSAGES.toLocaleString('en')}, 1 in flight`,
+    kind: 'serverStream',
+    concurrency: 1,
+    calls: 4,
+  },
+];
+
+/** Two stacks at a time: callgrind's counts do not depend on how busy the cores are. */
+const AT_ONCE = 2;
+
+export const middlewareInstructions: Scenario = {
+  id: 'instructions',
+  title: 'Middleware overhead in instructions (callgrind)',
+  async run(settings) {
+    const method =
+      'The same client and server processes as "Middleware overhead", each run under valgrind ' +
+      "--tool=callgrind, which counts every instruction the process executes in all its threads (V8's " +
+      'JIT-compiled code, its compiler and garbage collector, libuv, OpenSSL), deterministically: ' +
+      'the count does not change with the load on the machine, where CPU time on this shared 2-core ' +
+      "machine scatters by 10–20% between repetitions. Counting starts after the client's warm-up " +
+      `(a quarter of the CPU-time scenario's) and covers exactly the calls of each case (unary: ${CASES[0]!.calls} ` +
+      `and ${CASES[1]!.calls}; ${CASES[2]!.calls} streams), both processes summed, per response ` +
+      'message; ' +
+      `after one uncounted pass of the same calls; ${settings.quick ? 1 : 2} repetitions, median shown. Instructions leave out the kernel (syscalls, ` +
+      "loopback TCP) and what cache misses cost, so they understate the baseline's cost and overstate " +
+      'ratios a little; cost vs baseline divides instruction counts.';
+    if (!(await callgrindAvailable())) {
+      return {
+        id: this.id,
+        title: this.title,
+        method,
+        columns: [],
+        rows: [],
+        notes: ['valgrind is not installed (apt-get install -y valgrind): nothing measured.'],
+      };
+    }
+    const variants = chosenVariants(settings.stacks ?? STACKS);
+    const repetitions = settings.quick ? 1 : 2;
+    const outDir = mkdtempSync(join(tmpdir(), 'switchyard-callgrind-'));
+    try {
+      return await withStackEnvironment(async () => {
+        const rows: Row[] = [];
+        const queue = [...variants];
+        const measureNext = async (): Promise<void> => {
+          const variant = queue.shift();
+          if (!variant) return;
+          settings.log(`instructions: ${variant.name}`);
+          rows.push(...(await measureStack(variant, outDir, repetitions, settings.quick)));
+          return measureNext();
+        };
+        await Promise.all(Array.from({ length: AT_ONCE }, measureNext));
+        // Rows in catalog order, case by case, as the other tables.
+        const ordered = CASES.flatMap(({ label }) =>
+          variants.flatMap((variant) =>
+            rows.filter((row) => row.case === label && row.peer === variant.name),
+          ),
+        );
+        return {
+          id: this.id,
+          title: this.title,
+          method,
+          columns: [
+            { key: 'instructionsPerMessage', label: 'instructions / msg', digits: 0 },
+            { key: 'clientPerMessage', label: 'client', digits: 0 },
+            { key: 'serverPerMessage', label: 'server', digits: 0 },
+          ],
+          ratioLabel: 'cost vs baseline',
+          rows: withRatios(ordered, 'instructionsPerMessage', 'higher'),
+          notes: [],
+        };
+      });
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  },
+};
+
+/** One stack's rows: its two processes started under callgrind, each case counted. */
+async function measureStack(
+  variant: Variant,
+  outDir: string,
+  repetitions: number,
+  quick: boolean,
+): Promise<Row[]> {
+  const outFile = (process: string) =>
+    join(outDir, `${variant.name.replace(/[^a-z0-9]+/gi, '-')}.${process}`);
+  let hosts: StackHosts | undefined;
+  try {
+    hosts = await startStack(variant, {
+      warmUpScale: quick ? 0.02 : 0.25,
+      launch: (process) => callgrindLaunch(outFile(process)),
+    });
+    const server = instructionCounter(hosts.server.pid, outFile('server'));
+    const client = instructionCounter(hosts.client.pid, outFile('client'));
+    const rows: Row[] = [];
+    for (const { label, ...request } of CASES) {
+      const counted = { ...request, calls: quick ? Math.ceil(request.calls / 20) : request.calls };
+      // Uncounted first: the case's own code paths get optimised (V8's compiler threads would
+      // otherwise be counted in the first repetition only).
+      await hosts.client.request(counted);
+      const samples: Record<string, number>[] = [];
+      for (let repetition = 0; repetition < repetitions; repetition++) {
+        await Promise.all([server.start(), client.start()]);
+        const { messages } = await hosts.client.request<{ messages: number }>(counted);
+        const [serverCount, clientCount] = [await server.read(), await client.read()];
+        samples.push({
+          instructionsPerMessage: (serverCount + clientCount) / messages,
+          clientPerMessage: clientCount / messages,
+          serverPerMessage: serverCount / messages,
+        });
+      }
+      rows.push({
+        case: label,
+        peer: variant.name,
+        baseline: variant.baseline === variant.name ? undefined : variant.baseline,
+        metrics: medianOfSamples(samples),
+        samples,
+      });
+    }
+    return rows;
+  } finally {
+    await Promise.all([hosts?.server.stop(), hosts?.client.stop()]);
+    removeCallgrindOutput(outFile('server'));
+    removeCallgrindOutput(outFile('client'));
+  }
+}
