@@ -21,14 +21,14 @@ export interface CancellationOptions {
  * `callScopeServerMiddleware()`. Outside a handler, calls pass through untouched.
  */
 export const cancellationMiddleware: ClientMiddleware<CancellationOptions> = (call, options) => {
-  const { propagateCancellation = true, ...rest } = options;
-  const inbound = propagateCancellation ? currentCallScope()?.signal : undefined;
-  const own = rest.signal;
-  // The common cases need no generator of their own, which keeps them nearly free: outside a
-  // handler the call passes through; without a signal of its own it simply uses the inbound one.
-  if (inbound === undefined || own === inbound) return call.next(call.request, rest);
-  if (own === undefined) return call.next(call.request, { ...rest, signal: inbound });
-  return linked(call, rest, own, inbound);
+  const inbound = options.propagateCancellation === false ? undefined : currentCallScope()?.signal;
+  const own = options.signal;
+  // The common cases need no generator of their own, and no copy of the options (an object
+  // rest copy is a slow path in V8), which keeps them nearly free: outside a handler the call
+  // passes through; without a signal of its own it simply uses the inbound one.
+  if (inbound === undefined || own === inbound) return call.next(call.request, options);
+  if (own === undefined) return call.next(call.request, { ...options, signal: inbound });
+  return linked(call, options, own, inbound);
 };
 
 /** Runs the call with a signal that aborts when either `own` or `inbound` does. */

@@ -145,14 +145,16 @@ export function deadlineClientMiddleware({
   }
 
   return (call, options) => {
-    const { deadline, propagateDeadline = true, ...rest } = options;
+    const { deadline } = options;
     // The call belongs to the handler that made it, so its scope is read here, not where the
     // call happens to be iterated.
-    const scope = propagateDeadline ? currentCallScope() : undefined;
+    const scope = options.propagateDeadline === false ? undefined : currentCallScope();
     // A call with no deadline from anywhere needs no generator of its own: nearly free.
     if (deadline === undefined && scope?.deadline === undefined && !imposesDeadlines) {
-      return call.next(call.request, rest);
+      return call.next(call.request, options);
     }
+    // Handled here: middleware further in (another deadline middleware) must not apply it again.
+    const rest = { ...options, deadline: undefined, propagateDeadline: undefined };
     return lazySteps(() => withDeadline(call, rest, deadline, scope));
   };
 }
