@@ -6,15 +6,17 @@
  * iterator: one `then` per step.
  */
 
+/** How steps ended: ran to their end, threw, or the consumer stopped early (`return()`). */
+export type StepsEnd = 'done' | 'failed' | 'stopped';
+
 /**
- * `steps`, with `settle` called exactly once when they end: returned, thrown, or stopped early
- * by the consumer (`return()`). `settle` gets the error the steps failed with (`failed` tells an
- * error of `undefined` from none); whatever it throws replaces the outcome, as a `throw` in a
- * generator's `finally` block would.
+ * `steps`, with `settle` called exactly once when they end: `'done'`, `'failed'` (with the
+ * error they threw) or `'stopped'` early by the consumer. Whatever `settle` throws replaces the
+ * outcome, as a `throw` in a generator's `finally` block would.
  */
 export function settleSteps<T, R>(
   steps: AsyncGenerator<T, R, undefined>,
-  settle: (error: unknown, failed: boolean) => void,
+  settle: (end: StepsEnd, error: unknown) => void,
 ): AsyncGenerator<T, R, undefined> {
   return new SettlingSteps(steps, settle) as unknown as AsyncGenerator<T, R, undefined>;
 }
@@ -35,24 +37,28 @@ export function lazySteps<T, R>(
 class SettlingSteps<T, R> {
   private settled = false;
   private readonly onStep = (step: IteratorResult<T, R>) => {
-    if (step.done && !this.settled) {
-      this.settled = true;
-      this.settle(undefined, false);
-    }
+    if (step.done) this.end('done', undefined);
+    return step;
+  };
+  private readonly onStopped = (step: IteratorResult<T, R>) => {
+    this.end('stopped', undefined);
     return step;
   };
   private readonly onError = (error: unknown): never => {
-    if (!this.settled) {
-      this.settled = true;
-      this.settle(error, true);
-    }
+    this.end('failed', error);
     throw error;
   };
 
   constructor(
     private readonly steps: AsyncGenerator<T, R, undefined>,
-    private readonly settle: (error: unknown, failed: boolean) => void,
+    private readonly settle: (end: StepsEnd, error: unknown) => void,
   ) {}
+
+  private end(end: StepsEnd, error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.settle(end, error);
+  }
 
   next(): Promise<IteratorResult<T, R>> {
     return this.steps.next().then(this.onStep, this.onError);
@@ -63,7 +69,7 @@ class SettlingSteps<T, R> {
   }
 
   return(value: R): Promise<IteratorResult<T, R>> {
-    return this.steps.return(value).then(this.onStep, this.onError);
+    return this.steps.return(value).then(this.onStopped, this.onError);
   }
 
   [Symbol.asyncIterator](): this {

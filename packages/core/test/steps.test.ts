@@ -30,18 +30,18 @@ describe('settleSteps', () => {
     expect(settle).not.toHaveBeenCalled();
     expect(await collect(steps)).toEqual([[2], 'done']);
     expect(settle).toHaveBeenCalledTimes(1);
-    expect(settle).toHaveBeenCalledWith(undefined, false);
+    expect(settle).toHaveBeenCalledWith('done', undefined);
   });
 
   it('settles with the error the steps failed with, and lets it replace that error', async () => {
     const failure = new Error('boom');
     const seen: unknown[] = [];
-    const steps = settleSteps(counting([], failure), (error, failed) => {
-      seen.push(error, failed);
+    const steps = settleSteps(counting([], failure), (end, error) => {
+      seen.push(end, error);
       throw new Error('replaced');
     });
     await expect(collect(steps)).rejects.toThrow('replaced');
-    expect(seen).toEqual([failure, true]);
+    expect(seen).toEqual(['failed', failure]);
   });
 
   it('a settle that throws replaces a success too, as a throw in a finally block does', async () => {
@@ -53,9 +53,9 @@ describe('settleSteps', () => {
 
   it('settles when the consumer stops early, after the inner generator ran its finally', async () => {
     const log: string[] = [];
-    const steps = settleSteps(counting(log), () => log.push('settled'));
+    const steps = settleSteps(counting(log), (end) => log.push(end));
     for await (const value of steps) if (value === 1) break;
-    expect(log).toEqual(['inner finally', 'settled']);
+    expect(log).toEqual(['inner finally', 'stopped']);
   });
 
   it('forwards throw() into the steps', async () => {

@@ -1,4 +1,9 @@
-import { currentInboundCall, serveInCallScope, settleSteps } from '@switchyard/core';
+import {
+  currentInboundCall,
+  type StepsEnd,
+  serveInCallScope,
+  settleSteps,
+} from '@switchyard/core';
 import {
   type CallContext,
   ClientError,
@@ -67,8 +72,8 @@ export const deadlineServerMiddleware: ServerMiddleware<DeadlineCallContextExt> 
     );
   };
 
-function deadlineStatus(error: unknown, failed: boolean): void {
-  if (failed && error instanceof ClientError && error.code === Status.DEADLINE_EXCEEDED) {
+function deadlineStatus(end: StepsEnd, error: unknown): void {
+  if (end === 'failed' && error instanceof ClientError && error.code === Status.DEADLINE_EXCEEDED) {
     throw new ServerError(Status.DEADLINE_EXCEEDED, error.details);
   }
 }

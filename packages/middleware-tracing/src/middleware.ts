@@ -11,8 +11,10 @@ import {
   GrpcError,
   parseGrpcTarget,
   Status,
+  type StepsEnd,
   servedStatus,
   serveInCallScope,
+  settleSteps,
 } from '@switchyard/core';
 import {
   type CallContext,
@@ -94,30 +96,24 @@ export function tracingServerMiddleware(options: TracingOptions = {}): ServerMid
   };
 }
 
-async function* traceServerCall<Request, Response>(
+function traceServerCall<Request, Response>(
   span: Span,
   factory: SpanFactory,
   call: ServerMiddlewareCall<Request, Response>,
   context: CallContext,
 ): AsyncGenerator<Response, Response | void, undefined> {
-  let failed = false;
-  let error: unknown;
-  try {
-    const request =
-      call.requestStream && factory.messageEvents
-        ? messageEvents(call.request, span, 'RECEIVED')
-        : call.request;
-    if (!call.responseStream) return yield* call.next(request, context);
-    if (!factory.messageEvents) return yield* call.next(request, context);
-    yield* messageEvents(call.next(request, context), span, 'SENT');
-    return;
-  } catch (e) {
-    failed = true;
-    error = e;
-    throw e;
-  } finally {
-    endSpan(span, factory, SpanKind.SERVER, servedStatus(context, failed, error), error);
+  const end = (how: StepsEnd, error: unknown) =>
+    endSpan(span, factory, SpanKind.SERVER, servedStatus(context, how === 'failed', error), error);
+  if (!factory.messageEvents || (!call.requestStream && !call.responseStream)) {
+    // Nothing to see per message: the span only has to end with the call, which a plain
+    // iterator does for one `then` per step instead of a generator's promise chain.
+    return settleSteps<Response, Response | void>(call.next(call.request, context), end);
   }
+  const request = call.requestStream ? messageEvents(call.request, span, 'RECEIVED') : call.request;
+  const responses = call.responseStream
+    ? messageEvents(call.next(request, context), span, 'SENT')
+    : call.next(request, context);
+  return settleSteps<Response, Response | void>(responses, end);
 }
 
 /**
@@ -149,41 +145,33 @@ export function tracingClientMiddleware(options: ClientTracingOptions = {}): Cli
   };
 }
 
-async function* traceClientCall<Request, Response>(
+function traceClientCall<Request, Response>(
   span: Span,
   factory: SpanFactory,
   call: ClientMiddlewareCall<Request, Response>,
   callOptions: CallOptions,
 ): AsyncGenerator<Response, Response | void, undefined> {
-  let code: Status = Status.OK;
-  let error: unknown;
-  let settled = false;
-  try {
-    const request =
-      call.requestStream && factory.messageEvents
-        ? messageEvents(call.request, span, 'SENT')
-        : call.request;
-    if (!call.responseStream) {
-      const response = yield* call.next(request, callOptions);
-      settled = true;
-      return response;
-    }
-    if (factory.messageEvents) {
-      yield* messageEvents(call.next(request, callOptions), span, 'RECEIVED');
-    } else {
-      yield* call.next(request, callOptions);
-    }
-    settled = true;
-    return;
-  } catch (e) {
-    settled = true;
-    error = e;
-    code = GrpcError.from(e).code;
-    throw e;
-  } finally {
-    // The application stopped reading a response stream early: the call was cancelled.
-    endSpan(span, factory, SpanKind.CLIENT, settled ? code : Status.CANCELLED, error);
-  }
+  const end = (how: StepsEnd, error: unknown) =>
+    endSpan(
+      span,
+      factory,
+      SpanKind.CLIENT,
+      // The application stopped reading a response stream early: the call was cancelled.
+      how === 'done'
+        ? Status.OK
+        : how === 'stopped'
+          ? Status.CANCELLED
+          : GrpcError.from(error).code,
+      error,
+    );
+  const events = factory.messageEvents;
+  const request =
+    call.requestStream && events ? messageEvents(call.request, span, 'SENT') : call.request;
+  const responses =
+    call.responseStream && events
+      ? messageEvents(call.next(request, callOptions), span, 'RECEIVED')
+      : call.next(request, callOptions);
+  return settleSteps<Response, Response | void>(responses, end);
 }
 
 /**

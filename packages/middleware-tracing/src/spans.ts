@@ -187,11 +187,29 @@ export function bindContext<T, R>(
   ctx: Context,
   generator: AsyncGenerator<T, R, undefined>,
 ): AsyncGenerator<T, R, undefined> {
-  const bound: AsyncGenerator<T, R, undefined> = {
-    next: () => contextApi.with(ctx, () => generator.next()),
-    return: (value) => contextApi.with(ctx, () => generator.return(value)),
-    throw: (error) => contextApi.with(ctx, () => generator.throw(error)),
-    [Symbol.asyncIterator]: () => bound,
-  };
-  return bound;
+  return new BoundSteps(ctx, generator) as unknown as AsyncGenerator<T, R, undefined>;
+}
+
+// A class rather than an object literal: one shared shape, so one small allocation per call.
+class BoundSteps<T, R> {
+  constructor(
+    private readonly ctx: Context,
+    private readonly generator: AsyncGenerator<T, R, undefined>,
+  ) {}
+
+  next(): Promise<IteratorResult<T, R>> {
+    return contextApi.with(this.ctx, () => this.generator.next());
+  }
+
+  return(value: R): Promise<IteratorResult<T, R>> {
+    return contextApi.with(this.ctx, () => this.generator.return(value));
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T, R>> {
+    return contextApi.with(this.ctx, () => this.generator.throw(error));
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
