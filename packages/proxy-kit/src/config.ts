@@ -62,6 +62,7 @@ export const proxyConfigSchema = z.strictObject({
       connectTimeout: duration.optional(),
       keepalive: z.strictObject({ interval: duration, timeout: duration }).partial().optional(),
       maxConnectionsPerEndpoint: positiveInt.max(64).optional(),
+      maxStreamsPerConnection: z.number().int().min(0).optional(),
       streamWindowBytes: bytes.optional(),
       connectionWindowBytes: bytes.optional(),
       reconnect: z.strictObject({ base: duration, max: duration }).partial().optional(),
@@ -215,6 +216,7 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     keepaliveIntervalMs: upstream.keepalive?.interval,
     keepaliveTimeoutMs: upstream.keepalive?.timeout,
     maxConnections: upstream.maxConnectionsPerEndpoint,
+    maxStreamsPerConnection: upstream.maxStreamsPerConnection,
     streamWindowBytes: upstream.streamWindowBytes,
     connectionWindowBytes: upstream.connectionWindowBytes,
   };

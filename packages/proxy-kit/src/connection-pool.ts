@@ -18,6 +18,13 @@ export interface ConnectionPoolOptions extends UpstreamConnectionOptions {
   maxConnections?: number;
   /** Delay between failed connection attempts. Default 100 ms doubling to 5 s, ±20 % jitter. */
   reconnectBackoff?: BackoffOptions;
+  /**
+   * Streams a connection carries before it is replaced: a new connection is opened, and once it
+   * is ready the old one drains (its calls in flight finish) and closes. No call waits for the
+   * replacement or fails because of it. 0 keeps connections for as long as they work.
+   * Default 1,000 — see the README ("Connection recycling") for why.
+   */
+  maxStreamsPerConnection?: number;
 }
 
 /** What a pool needs from its surroundings. */
@@ -37,6 +44,7 @@ export class ConnectionPool implements Service, ConnectionEvents {
   readonly endpoint: Endpoint;
   readonly #options: UpstreamConnectionOptions;
   readonly #maxConnections: number;
+  readonly #maxStreamsPerConnection: number;
   readonly #backoff: Backoff;
   readonly #context: PoolContext;
   readonly #connections: UpstreamConnection[] = [];
@@ -51,11 +59,13 @@ export class ConnectionPool implements Service, ConnectionEvents {
     const {
       maxConnections = 4,
       reconnectBackoff = { baseMs: 100, maxMs: 5_000, jitter: 0.2 },
+      maxStreamsPerConnection = 1_000,
       ...connection
     } = options;
     this.endpoint = endpoint;
     this.#options = connection;
     this.#maxConnections = maxConnections;
+    this.#maxStreamsPerConnection = maxStreamsPerConnection;
     this.#backoff = exponentialBackoff(reconnectBackoff);
     this.#context = context;
     this.#connect();
@@ -68,6 +78,7 @@ export class ConnectionPool implements Service, ConnectionEvents {
   call(call: ProxyCall): void {
     const connection = this.#available()!;
     call.forwardTo(connection);
+    if (++connection.streamsOpened === this.#maxStreamsPerConnection) this.#retire(connection);
     if (!connection.hasCapacity()) {
       connection.full = true;
       this.#grow();
@@ -106,6 +117,10 @@ export class ConnectionPool implements Service, ConnectionEvents {
       { endpoint: this.endpoint.address, maxConcurrentStreams: connection.capacity },
       'upstream connection ready',
     );
+    // A replacement is up: the connections it replaces stop taking calls and drain.
+    for (const old of [...this.#connections]) {
+      if (old.retiring && old !== connection) void old.close();
+    }
     this.#notify();
   }
 
@@ -115,10 +130,17 @@ export class ConnectionPool implements Service, ConnectionEvents {
 
   draining(connection: UpstreamConnection): void {
     if (this.#closed) return;
-    this.#context.logger.info(
-      { endpoint: this.endpoint.address, reason: connection.failure ?? 'GOAWAY' },
-      'upstream connection draining',
-    );
+    if (connection.retiring) {
+      this.#context.logger.debug(
+        { endpoint: this.endpoint.address, streams: connection.streamsOpened },
+        'upstream connection recycled',
+      );
+    } else {
+      this.#context.logger.info(
+        { endpoint: this.endpoint.address, reason: connection.failure ?? 'GOAWAY' },
+        'upstream connection draining',
+      );
+    }
     this.#ensureConnection();
   }
 
@@ -145,22 +167,35 @@ export class ConnectionPool implements Service, ConnectionEvents {
     this.#ensureConnection();
   }
 
+  /** A connection with a free stream; one being retired only while no other has one. */
   #available(): UpstreamConnection | undefined {
     const connections = this.#connections;
+    let retiring: UpstreamConnection | undefined;
     for (let i = 0; i < connections.length; i++) {
-      if (connections[i]!.hasCapacity()) return connections[i];
+      const connection = connections[i]!;
+      if (!connection.hasCapacity()) continue;
+      if (!connection.retiring) return connection;
+      retiring ??= connection;
     }
-    return undefined;
+    return retiring;
   }
 
   #notify(): void {
     for (const listener of this.#listeners) listener();
   }
 
-  /** Keeps one connection ready or connecting, waiting out the backoff after failures. */
+  /**
+   * Keeps one connection ready or connecting, waiting out the backoff after failures. One being
+   * retired does not count: its replacement is retried until one is ready.
+   */
   #ensureConnection(): void {
     if (this.#closed || this.#reconnectTimer !== undefined) return;
-    if (this.#connections.some((c) => c.state === 'connecting' || c.state === 'ready')) return;
+    if (
+      this.#connections.some(
+        (c) => !c.retiring && (c.state === 'connecting' || c.state === 'ready'),
+      )
+    )
+      return;
     if (this.#failedAttempts === 0) {
       this.#connect();
       return;
@@ -175,6 +210,16 @@ export class ConnectionPool implements Service, ConnectionEvents {
       this.#reconnectTimer = undefined;
       this.#connect();
     }, delay);
+  }
+
+  /**
+   * `connection` has carried its share of streams: another ready connection with a free stream
+   * takes over at once; otherwise it keeps serving until its replacement is ready.
+   */
+  #retire(connection: UpstreamConnection): void {
+    connection.retiring = true;
+    if (this.#connections.some((c) => !c.retiring && c.hasCapacity())) void connection.close();
+    else this.#ensureConnection();
   }
 
   /** Opens one more connection when all usable ones are full. */

@@ -50,6 +50,13 @@ export class UpstreamConnection implements ConnectionHandler {
   failure: string | undefined = undefined;
   /** The last call placed found the connection at its stream limit. */
   full = false;
+  /** Streams opened on it so far. */
+  streamsOpened = 0;
+  /**
+   * It has carried its share of streams (see `maxStreamsPerConnection`): it still takes calls
+   * until a replacement is ready, then drains.
+   */
+  retiring = false;
   readonly #events: ConnectionEvents;
   readonly #keepaliveIntervalMs: number;
   readonly #keepaliveTimeoutMs: number;

@@ -78,6 +78,7 @@ upstream:
   connectTimeout: 1s
   keepalive: { interval: 20s, timeout: 2s }
   maxConnectionsPerEndpoint: 2
+  maxStreamsPerConnection: 0
 admission: { queueCapacity: 100, failfast: 500ms }
 outlier: { consecutiveFailures: 5, maxEjectedPercent: 20 }
 healthCheck: { service: api, interval: 3s }
@@ -97,6 +98,7 @@ log: { level: warn }
       keepaliveIntervalMs: 20_000,
       keepaliveTimeoutMs: 2000,
       maxConnections: 2,
+      maxStreamsPerConnection: 0,
     });
     expect(resolved.proxy.admission).toEqual({ queueCapacity: 100, failfastMs: 500 });
     expect(resolved.proxy.outlier).toMatchObject({ consecutiveFailures: 5, maxEjectedPercent: 20 });
