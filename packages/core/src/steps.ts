@@ -104,3 +104,59 @@ class LazySteps<T, R> {
     return this;
   }
 }
+
+/**
+ * `source`'s steps, with `onStep` seeing each one as it resolves — every message, then the
+ * final `done` step with the return value. For middleware that counts messages or records an
+ * event per message: one `then` per message instead of a generator's promise chain. `source`
+ * is iterated only when the steps are (a request stream must not be read ahead of the call).
+ */
+export function tapSteps<T, R>(
+  source: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
+  onStep: (step: IteratorResult<T, R>) => void,
+): AsyncGenerator<T, R, undefined> {
+  return new TappedSteps(source, onStep) as unknown as AsyncGenerator<T, R, undefined>;
+}
+
+class TappedSteps<T, R> {
+  private iterator: AsyncIterator<T, R, undefined> | undefined;
+  private readonly onResolved = (step: IteratorResult<T, R>) => {
+    this.onStep(step);
+    return step;
+  };
+
+  constructor(
+    private readonly source: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
+    private readonly onStep: (step: IteratorResult<T, R>) => void,
+  ) {}
+
+  private started(): AsyncIterator<T, R, undefined> {
+    this.iterator ??= this.source[Symbol.asyncIterator]() as AsyncIterator<T, R, undefined>;
+    return this.iterator;
+  }
+
+  next(): Promise<IteratorResult<T, R>> {
+    try {
+      return this.started().next().then(this.onResolved);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  // Plain async iterators may lack return() and throw(); a generator's would end it.
+  throw(error: unknown): Promise<IteratorResult<T, R>> {
+    const iterator = this.iterator;
+    return iterator?.throw ? iterator.throw(error) : Promise.reject(error);
+  }
+
+  return(value: R): Promise<IteratorResult<T, R>> {
+    const iterator = this.iterator;
+    return iterator?.return
+      ? iterator.return(value)
+      : Promise.resolve({ done: true, value } as IteratorResult<T, R>);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

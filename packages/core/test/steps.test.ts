@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { lazySteps, settleSteps } from '../src/index.js';
+import { lazySteps, settleSteps, tapSteps } from '../src/index.js';
 
 async function* counting(log: string[], fail?: Error): AsyncGenerator<number, string, undefined> {
   try {
@@ -89,5 +89,42 @@ describe('lazySteps', () => {
     expect(await steps.return('early')).toEqual({ done: true, value: 'early' });
     await expect(steps.throw(new Error('stop'))).rejects.toThrow('stop');
     expect(start).not.toHaveBeenCalled();
+  });
+});
+
+describe('tapSteps', () => {
+  it('shows every step, messages then the return value, to onStep as it resolves', async () => {
+    const seen: unknown[] = [];
+    const steps = tapSteps(counting([]), (step) =>
+      seen.push(step.done ? `end:${step.value}` : step.value),
+    );
+    expect(await collect(steps)).toEqual([[1, 2], 'done']);
+    expect(seen).toEqual([1, 2, 'end:done']);
+  });
+
+  it('does not read its source before it is iterated', async () => {
+    let read = false;
+    const source = {
+      async *[Symbol.asyncIterator]() {
+        read = true;
+        yield 1;
+      },
+    };
+    const steps = tapSteps(source, () => {});
+    expect(read).toBe(false);
+    expect(await steps.next()).toEqual({ done: false, value: 1 });
+    expect(read).toBe(true);
+  });
+
+  it('passes an early return on to its source, which runs its finally blocks', async () => {
+    const log: string[] = [];
+    const steps = tapSteps(counting(log), () => {});
+    for await (const value of steps) if (value === 1) break;
+    expect(log).toEqual(['inner finally']);
+  });
+
+  it('passes failures through', async () => {
+    const steps = tapSteps(counting([], new Error('boom')), () => {});
+    await expect(collect(steps)).rejects.toThrow('boom');
   });
 });

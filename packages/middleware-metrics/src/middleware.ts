@@ -9,8 +9,11 @@ import {
   type ServerEndpoint,
   type ServiceDefinitionLike,
   Status,
+  type StepsEnd,
   servedStatus,
   serviceMethods,
+  settleSteps,
+  tapSteps,
 } from '@switchyard/core';
 import type {
   CallContext,
@@ -133,16 +136,6 @@ function startTally(): CallTally {
   return { received: 0, sent: 0, receivedBytes: 0, sentBytes: 0, streaming: false, sized: false };
 }
 
-async function* tap<T>(
-  messages: AsyncIterable<T>,
-  onMessage: (message: T) => void,
-): AsyncGenerator<T, void, undefined> {
-  for await (const message of messages) {
-    onMessage(message);
-    yield message;
-  }
-}
-
 type Direction = 'received' | 'sent';
 type SizeOf = 'requestSize' | 'responseSize';
 const BYTES = { received: 'receivedBytes', sent: 'sentBytes' } as const;
@@ -162,20 +155,56 @@ function countOne(
   if (sizes) tally[BYTES[direction]] = sizes[sizeOf](message);
 }
 
-/** Counts each message of a streamed side of a call as it passes. */
-function countEach<T>(
-  messages: AsyncIterable<T>,
+/**
+ * One side of a call, counted as it passes: each message of a streamed side, or the single
+ * message a non-streamed side returns.
+ */
+function counted<T, R>(
+  messages: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
+  streamed: boolean,
   direction: Direction,
   cell: MethodCell,
   tally: CallTally,
   sizes: MethodDefinitionLike | undefined,
   sizeOf: SizeOf,
-): AsyncGenerator<T, void, undefined> {
-  return tap(messages, (message) => {
-    cell[direction]++;
-    tally[direction]++;
-    if (sizes) tally[BYTES[direction]] += sizes[sizeOf](message);
-  });
+): AsyncGenerator<T, R, undefined> {
+  return tapSteps<T, R>(
+    messages,
+    streamed
+      ? (step) => {
+          if (step.done) return;
+          cell[direction]++;
+          tally[direction]++;
+          if (sizes) tally[BYTES[direction]] += sizes[sizeOf](step.value);
+        }
+      : (step) => {
+          if (step.done) countOne(step.value, direction, tally, sizes, sizeOf);
+        },
+  );
+}
+
+/** A request of a call about to be counted: streams counted as read, a single one at once. */
+function countedRequest<Request>(
+  request: Request | AsyncIterable<Request>,
+  streamed: boolean,
+  direction: Direction,
+  cell: MethodCell,
+  tally: CallTally,
+  sizes: MethodDefinitionLike | undefined,
+): Request | AsyncIterable<Request> {
+  if (streamed) {
+    return counted(
+      request as AsyncIterable<Request>,
+      true,
+      direction,
+      cell,
+      tally,
+      sizes,
+      'requestSize',
+    );
+  }
+  countOne(request, direction, tally, sizes, 'requestSize');
+  return request;
 }
 
 /**
@@ -185,7 +214,7 @@ function countEach<T>(
  */
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
   const measure = measurer('server', options, undefined);
-  return async function* metricsServer<Request, Response>(
+  return function metricsServer<Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
   ): AsyncGenerator<Response, Response | void, undefined> {
@@ -194,34 +223,31 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
     cell.active++;
     const start = performance.now();
     const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
-    let failed = false;
-    let error: unknown;
-    try {
-      let request: Request | AsyncIterable<Request> = call.request;
-      if (tally !== undefined) {
-        tally.streaming = call.requestStream || call.responseStream;
-        tally.sized = sizes !== undefined;
-        if (call.requestStream) {
-          request = countEach(call.request, 'received', cell, tally, sizes, 'requestSize');
-        } else {
-          countOne(call.request, 'received', tally, sizes, 'requestSize');
-        }
-      }
-      if (!call.responseStream) {
-        const response = yield* call.next(request, context);
-        if (tally !== undefined) countOne(response, 'sent', tally, sizes, 'responseSize');
-        return response;
-      }
-      if (tally === undefined) return yield* call.next(request, context);
-      yield* countEach(call.next(request, context), 'sent', cell, tally, sizes, 'responseSize');
-      return;
-    } catch (e) {
-      failed = true;
-      error = e;
-      throw e;
-    } finally {
-      cell.finish(servedStatus(context, failed, error), performance.now() - start, tally);
-    }
+    // Ends with the call, seen through its steps: no generator of its own on the hot path.
+    const finish = (end: StepsEnd, error: unknown) =>
+      cell.finish(servedStatus(context, end === 'failed', error), performance.now() - start, tally);
+    if (tally === undefined)
+      return settleSteps<Response, Response | void>(call.next(call.request, context), finish);
+    tally.streaming = call.requestStream || call.responseStream;
+    tally.sized = sizes !== undefined;
+    const request = countedRequest(
+      call.request,
+      call.requestStream,
+      'received',
+      cell,
+      tally,
+      sizes,
+    );
+    const responses = counted<Response, Response | void>(
+      call.next(request as Request, context),
+      call.responseStream,
+      'sent',
+      cell,
+      tally,
+      sizes,
+      'responseSize',
+    );
+    return settleSteps(responses, finish);
   };
 }
 
@@ -235,7 +261,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
   const measure = measurer('client', options, endpoint);
-  return async function* metricsClient<Request, Response>(
+  return function metricsClient<Request, Response>(
     call: ClientMiddlewareCall<Request, Response>,
     callOptions: CallOptions,
   ): AsyncGenerator<Response, Response | void, undefined> {
@@ -244,46 +270,31 @@ export function metricsClientMiddleware(options: ClientMetricsOptions = {}): Cli
     cell.active++;
     const start = performance.now();
     const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
-    let code: Status = Status.OK;
-    let settled = false;
-    try {
-      let request: Request | AsyncIterable<Request> = call.request;
-      if (tally !== undefined) {
-        tally.streaming = call.requestStream || call.responseStream;
-        tally.sized = sizes !== undefined;
-        if (call.requestStream) {
-          request = countEach(call.request, 'sent', cell, tally, sizes, 'requestSize');
-        } else {
-          countOne(call.request, 'sent', tally, sizes, 'requestSize');
-        }
-      }
-      if (!call.responseStream) {
-        const response = yield* call.next(request, callOptions);
-        settled = true;
-        if (tally !== undefined) countOne(response, 'received', tally, sizes, 'responseSize');
-        return response;
-      }
-      if (tally === undefined) {
-        yield* call.next(request, callOptions);
-      } else {
-        yield* countEach(
-          call.next(request, callOptions),
-          'received',
-          cell,
-          tally,
-          sizes,
-          'responseSize',
-        );
-      }
-      settled = true;
-      return;
-    } catch (e) {
-      settled = true;
-      code = GrpcError.from(e).code;
-      throw e;
-    } finally {
-      // The application stopped reading a response stream early: the call was cancelled.
-      cell.finish(settled ? code : Status.CANCELLED, performance.now() - start, tally);
-    }
+    const finish = (end: StepsEnd, error: unknown) =>
+      cell.finish(
+        // The application stopped reading a response stream early: the call was cancelled.
+        end === 'done'
+          ? Status.OK
+          : end === 'stopped'
+            ? Status.CANCELLED
+            : GrpcError.from(error).code,
+        performance.now() - start,
+        tally,
+      );
+    if (tally === undefined)
+      return settleSteps<Response, Response | void>(call.next(call.request, callOptions), finish);
+    tally.streaming = call.requestStream || call.responseStream;
+    tally.sized = sizes !== undefined;
+    const request = countedRequest(call.request, call.requestStream, 'sent', cell, tally, sizes);
+    const responses = counted<Response, Response | void>(
+      call.next(request as Request, callOptions),
+      call.responseStream,
+      'received',
+      cell,
+      tally,
+      sizes,
+      'responseSize',
+    );
+    return settleSteps(responses, finish);
   };
 }

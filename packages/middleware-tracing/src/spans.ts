@@ -24,6 +24,7 @@ import {
   type ServerEndpoint,
   Status,
   statusName,
+  tapSteps,
 } from '@switchyard/core';
 import type { Metadata, MethodDescriptor } from 'nice-grpc-common';
 
@@ -166,16 +167,16 @@ export function endSpan(
 }
 
 /** Adds an `rpc.message` event for each message passing through. */
-export async function* messageEvents<T>(
-  messages: AsyncIterable<T>,
+export function messageEvents<T, R>(
+  messages: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
   span: Span,
   type: 'SENT' | 'RECEIVED',
-): AsyncGenerator<T, void, undefined> {
+): AsyncGenerator<T, R, undefined> {
   let id = 0;
-  for await (const message of messages) {
-    span.addEvent('rpc.message', { 'rpc.message.type': type, 'rpc.message.id': ++id });
-    yield message;
-  }
+  return tapSteps<T, R>(messages, (step) => {
+    if (!step.done)
+      span.addEvent('rpc.message', { 'rpc.message.type': type, 'rpc.message.id': ++id });
+  });
 }
 
 /**
