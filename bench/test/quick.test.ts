@@ -23,6 +23,7 @@ describe('npm run bench -- --quick', () => {
     const report: RunReport = JSON.parse(readFileSync(join(out, 'results', json!), 'utf8'));
     expect(report.scenarios.map((scenario) => [scenario.id, scenario.failed])).toEqual([
       ['middleware', undefined],
+      ['instructions', undefined],
       ['proxy', undefined],
       ['balancing', undefined],
       ['scale', undefined],
@@ -34,9 +35,12 @@ describe('npm run bench -- --quick', () => {
         if (row.absent) {
           expect(row.absent, where).toMatch(/apt-get install|not built yet/);
         } else {
-          // Calls went through: a rate, and no NaN or Infinity from a division by nothing.
-          expect(row.metrics.rate, where).toBeGreaterThan(0);
-          expect(Number.isFinite(row.metrics.rate), where).toBe(true);
+          // Calls went through: a rate (or instructions counted per call), and no NaN or
+          // Infinity from a division by nothing.
+          const figure =
+            row.metrics[scenario.id === 'instructions' ? 'instructionsPerMessage' : 'rate'];
+          expect(figure, where).toBeGreaterThan(0);
+          expect(Number.isFinite(figure), where).toBe(true);
         }
       }
     }
