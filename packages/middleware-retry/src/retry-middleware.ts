@@ -44,7 +44,7 @@ export function createRetryMiddleware({
   budget = createRetryBudget(),
   random = Math.random,
 }: RetryMiddlewareOptions = {}): ClientMiddleware<RetryOptions> {
-  return async function* retryMiddleware<Request, Response>(
+  return function retryMiddleware<Request, Response>(
     call: ClientMiddlewareCall<Request, Response>,
     options: CallOptions & Partial<RetryOptions>,
   ): AsyncGenerator<Response, Response | void, undefined> {
@@ -73,7 +73,7 @@ export function createRetryMiddleware({
     retryBudget.deposit();
 
     if (hedgingMaxAttempts > 1 && !call.requestStream) {
-      return yield* hedgedCall(call, options, {
+      return hedgedCall(call, options, {
         maxAttempts: hedgingMaxAttempts,
         delayMs: hedgingDelayMs,
         retryableStatuses,
@@ -103,86 +103,142 @@ export function createRetryMiddleware({
     let backoffIndex = 0;
     let deadline: number | undefined;
 
-    try {
-      for (let attempt = 1; ; attempt++) {
-        trailers = undefined;
-        // Set once a response message reached the caller: from then on the call is committed.
-        let received = false;
-        try {
-          const request = replay === undefined ? call.request : replay.attempt();
-          if (!call.responseStream) return yield* call.next(request, attemptOptions);
-          for await (const message of call.next(request, attemptOptions)) {
-            received = true;
-            yield message;
-          }
-          return;
-        } catch (error) {
-          rethrowAbortError(error);
-          if (!(error instanceof ClientError) || received || replay?.replayable === false) {
-            throw error;
-          }
-          const transparent = transparentRetry && isTransparentFailure(error, trailers);
-          if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
-          if (attempt > retryMaxAttempts) throw error;
-
-          const pushback = parsePushback(trailers);
-          if (pushback === NO_RETRY) throw error;
-          let delayMs: number;
-          if (pushback === undefined) {
-            // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
-            // together retrying in waves; the budget, not the backoff, bounds the volume.
-            const backoff = exponentialBackoff({
-              baseMs: retryBaseDelayMs,
-              maxMs: retryMaxDelayMs,
-              random,
-            });
-            delayMs = Math.round(backoff(backoffIndex++));
-          } else {
-            // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
-            delayMs = pushback;
-            backoffIndex = 0;
-          }
-          deadline ??= callDeadline(options.deadline, startedAt, scope);
-          if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
-            throw error;
-          }
-          if (!retryBudget.withdraw()) {
-            announceBudgetExhausted(method, error.code);
-            throw error;
-          }
-
-          onRetryableError?.(error, attempt - 1, delayMs);
-          announceAttempt(
-            onRetry,
-            method,
-            attempt + 1,
-            delayMs,
-            transparent ? 'transparent' : 'retry',
-            error,
-          );
-          if (delayMs > 0) {
-            // A call without a signal sleeps without one: a shared never-aborted signal would
-            // collect one listener per concurrent backoff.
-            await (nextOptions.signal ? delay(nextOptions.signal, delayMs) : sleep(delayMs));
-            // Timers fire late on a busy event loop; the plan above does not excuse a late start.
-            if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
+    // Attempts after the first, or all of them for a client stream (whose requests are replayed).
+    async function* attempts(
+      firstFailure?: ClientError,
+    ): AsyncGenerator<Response, Response | void, undefined> {
+      try {
+        for (let attempt = 1; ; attempt++) {
+          // Set once a response message reached the caller: from then on the call is committed.
+          let received = false;
+          try {
+            // The first attempt already failed on the fast path: decide on its error here.
+            if (attempt === 1 && firstFailure !== undefined) throw firstFailure;
+            trailers = undefined;
+            const request = replay === undefined ? call.request : replay.attempt();
+            if (!call.responseStream) return yield* call.next(request, attemptOptions);
+            for await (const message of call.next(request, attemptOptions)) {
+              received = true;
+              yield message;
+            }
+            return;
+          } catch (error) {
+            rethrowAbortError(error);
+            if (!(error instanceof ClientError) || received || replay?.replayable === false) {
               throw error;
-          }
-          attemptOptions = {
-            ...nextOptions,
-            metadata: attemptMetadata(nextOptions.metadata, attempt + 1),
-          };
-          // A relative deadline would restart with every attempt; later ones get the same instant.
-          if (typeof options.deadline === 'number') {
-            attemptOptions.deadline = new Date(deadline!);
+            }
+            const transparent = transparentRetry && isTransparentFailure(error, trailers);
+            if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
+            if (attempt > retryMaxAttempts) throw error;
+
+            const pushback = parsePushback(trailers);
+            if (pushback === NO_RETRY) throw error;
+            let delayMs: number;
+            if (pushback === undefined) {
+              // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
+              // together retrying in waves; the budget, not the backoff, bounds the volume.
+              const backoff = exponentialBackoff({
+                baseMs: retryBaseDelayMs,
+                maxMs: retryMaxDelayMs,
+                random,
+              });
+              delayMs = Math.round(backoff(backoffIndex++));
+            } else {
+              // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
+              delayMs = pushback;
+              backoffIndex = 0;
+            }
+            deadline ??= callDeadline(options.deadline, startedAt, scope);
+            if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
+              throw error;
+            }
+            if (!retryBudget.withdraw()) {
+              announceBudgetExhausted(method, error.code);
+              throw error;
+            }
+
+            onRetryableError?.(error, attempt - 1, delayMs);
+            announceAttempt(
+              onRetry,
+              method,
+              attempt + 1,
+              delayMs,
+              transparent ? 'transparent' : 'retry',
+              error,
+            );
+            if (delayMs > 0) {
+              // A call without a signal sleeps without one: a shared never-aborted signal would
+              // collect one listener per concurrent backoff.
+              await (nextOptions.signal ? delay(nextOptions.signal, delayMs) : sleep(delayMs));
+              // Timers fire late on a busy event loop; the plan above does not excuse a late start.
+              if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
+                throw error;
+            }
+            attemptOptions = {
+              ...nextOptions,
+              metadata: attemptMetadata(nextOptions.metadata, attempt + 1),
+            };
+            // A relative deadline would restart with every attempt; later ones get the same instant.
+            if (typeof options.deadline === 'number') {
+              attemptOptions.deadline = new Date(deadline!);
+            }
           }
         }
+      } finally {
+        // Without this the caller's request iterable would never learn that the call ended early.
+        replay?.close().catch(() => {});
       }
-    } finally {
-      // Without this the caller's request iterable would never learn that the call ended early.
-      replay?.close().catch(() => {});
     }
+
+    if (replay !== undefined) return attempts();
+    return new FirstAttempt(
+      call.next(call.request, attemptOptions),
+      attempts,
+    ) as unknown as AsyncGenerator<Response, Response | void, undefined>;
   };
+}
+
+/**
+ * The first attempt of a call that sends a single request, with no generator of its own: its
+ * steps pass straight through (one `then` each), and only a failure before any response message
+ * hands the call to the retrying generator, which decides on that failure and carries on.
+ */
+class FirstAttempt<T, R> {
+  private received = false;
+  private retrying = false;
+  private readonly onStep = (step: IteratorResult<T, R>) => {
+    if (!step.done) this.received = true;
+    return step;
+  };
+  private readonly onError = (error: unknown): Promise<IteratorResult<T, R>> => {
+    // Aborts are not ClientErrors; a stream that delivered a message is committed.
+    if (this.retrying || this.received || !(error instanceof ClientError)) throw error;
+    this.retrying = true;
+    this.current = this.retries(error);
+    return this.current.next();
+  };
+
+  constructor(
+    private current: AsyncGenerator<T, R, undefined>,
+    private readonly retries: (failure: ClientError) => AsyncGenerator<T, R, undefined>,
+  ) {}
+
+  next(): Promise<IteratorResult<T, R>> {
+    if (this.retrying) return this.current.next();
+    return this.current.next().then(this.onStep, this.onError);
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T, R>> {
+    return this.current.throw(error);
+  }
+
+  return(value: R): Promise<IteratorResult<T, R>> {
+    return this.current.return(value);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }
 
 /**
