@@ -1,9 +1,4 @@
-import {
-  currentInboundCall,
-  type StepsEnd,
-  serveInCallScope,
-  settleSteps,
-} from '@switchyard/core';
+import { currentInboundCall, type StepsEnd, serveInCallScope, settleSteps } from '@switchyard/core';
 import {
   type CallContext,
   ClientError,
