@@ -21,6 +21,16 @@ export interface H2loadOptions {
   warmUpMs: number;
   /** Open loop: requests per second for the whole run, spread over the connections. */
   rps?: number;
+  /**
+   * Open loop only: connections open 1 ms apart, so that their request timers are out of phase.
+   * h2load paces each connection on a timer of its own that starts when the connection does; all
+   * started together, they fire together, and 1,000 req/s over 10 connections arrives as 100
+   * bursts of 10 simultaneous calls, whose queueing then dominates every latency percentile.
+   * Staggered, they arrive about 1 ms apart. h2load's `--rate` (connections per period) cannot
+   * be combined with `--duration`, so the run is sized by request count instead, and calls that
+   * started in the first `warmUpMs` are left out of the figures.
+   */
+  staggerConnections?: boolean;
 }
 
 export interface H2loadResult extends LatencySummary {
@@ -41,6 +51,7 @@ export interface H2loadResult extends LatencySummary {
  */
 export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   const { target, connections, streams, durationMs, warmUpMs, rps } = options;
+  const staggered = rps !== undefined && options.staggerConnections === true;
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-h2load-'));
   try {
     const body = join(dir, 'request.bin');
@@ -58,12 +69,20 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
       '--header=te: trailers',
       `--clients=${connections}`,
       `--max-concurrent-streams=${streams}`,
-      `--duration=${Math.round(durationMs)}ms`,
-      `--warm-up-time=${Math.round(warmUpMs)}ms`,
       `--log-file=${log}`,
     ];
     // --rps is per connection and a whole number.
-    if (rps !== undefined) args.push(`--rps=${Math.max(1, Math.round(rps / connections))}`);
+    const perConnection = rps === undefined ? 0 : Math.max(1, Math.round(rps / connections));
+    if (rps !== undefined) args.push(`--rps=${perConnection}`);
+    if (staggered) {
+      const calls = Math.round((perConnection * connections * (durationMs + warmUpMs)) / 1000);
+      args.push('--rate=1', '--rate-period=1ms', `--requests=${calls}`);
+    } else {
+      args.push(
+        `--duration=${Math.round(durationMs)}ms`,
+        `--warm-up-time=${Math.round(warmUpMs)}ms`,
+      );
+    }
     const cpuBefore = reapedChildrenCpuSeconds();
     const stdout = await new Promise<string>((resolve, reject) =>
       // h2load can wait forever for connections that never finish their handshake; a run that
@@ -91,26 +110,37 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     const counts = /(\d+) failed, (\d+) errored, (\d+) timeout/.exec(stdout);
     const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
     if (!counts || !status) throw new Error(`unexpected h2load output:\n${stdout}`);
-    const [succeeded, ...others] = status.slice(1).map(Number) as [number, ...number[]];
+    const [ok, ...others] = status.slice(1).map(Number) as [number, ...number[]];
+    // Staggered runs count failures over the warm-up too: h2load reports them only in total.
     const failed = [...counts.slice(1).map(Number), ...others].reduce((a, b) => a + b, 0);
+    const latencies = logLatenciesMs(readFileSync(log, 'utf8'), staggered ? warmUpMs : 0);
+    const succeeded = staggered ? latencies.length : ok;
     return {
       succeeded,
       failed,
       rate: succeeded / (durationMs / 1000),
       generatorCpuS,
-      ...summariseLatencies(logLatenciesMs(readFileSync(log, 'utf8'))),
+      ...summariseLatencies(latencies),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function logLatenciesMs(log: string): number[] {
-  const latencies: number[] = [];
+/**
+ * Latencies of the 2xx responses in h2load's log (start time in µs since the epoch, status,
+ * µs to the end of the response), leaving out calls that started within `skipMs` of the first.
+ */
+function logLatenciesMs(log: string, skipMs: number): number[] {
+  const rows: [startUs: number, latencyUs: number][] = [];
+  let firstUs = Number.POSITIVE_INFINITY;
   for (const line of log.split('\n')) {
     const columns = line.split('\t');
-    if (columns.length >= 3 && columns[1]!.startsWith('2'))
-      latencies.push(Number(columns[2]) / 1000);
+    if (columns.length < 3) continue;
+    const startUs = Number(columns[0]);
+    firstUs = Math.min(firstUs, startUs);
+    if (columns[1]!.startsWith('2')) rows.push([startUs, Number(columns[2])]);
   }
-  return latencies;
+  const fromUs = firstUs + skipMs * 1000;
+  return rows.filter(([startUs]) => startUs >= fromUs).map(([, latencyUs]) => latencyUs / 1000);
 }
