@@ -16,7 +16,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 describe('npm run bench -- --quick', () => {
   it('fills every row of every scenario with figures, or says why the peer is absent', async () => {
     await promisify(execFile)(process.execPath, [cli, '--quick', '--out', out], {
-      timeout: 280_000,
+      timeout: 480_000,
     });
 
     const [json] = readdirSync(join(out, 'results'));
@@ -47,5 +47,5 @@ describe('npm run bench -- --quick', () => {
     const markdown = readFileSync(join(out, 'RESULTS-quick.md'), 'utf8');
     for (const scenario of report.scenarios) expect(markdown).toContain(`## ${scenario.title}`);
     expect(markdown).toContain(`${report.machine.cores} cores`);
-  }, 300_000);
+  }, 500_000);
 });
