@@ -33,8 +33,9 @@ const STACKS = [
 ];
 
 /**
- * Unary calls one at a time: client and server strictly alternate, so a stack executes the same
- * instructions run after run (±1%). With calls in flight together, how they batch into event-loop
+ * Unary calls one at a time: client and server strictly alternate, so a stack executes nearly the
+ * same instructions run after run (±1% seen; a GC or JIT compilation landing in a window still
+ * moves it, by up to a third on a loaded machine). With calls in flight together, how they batch into event-loop
  * turns and syscalls depends on timing, which valgrind's slowdown changes: counts for 64 in
  * flight or streams scattered by 15–30% between repetitions here, and are left to CPU time.
  */
@@ -55,9 +56,10 @@ export const middlewareInstructions: Scenario = {
     const method =
       'The same client and server processes as "Middleware overhead", each run under valgrind ' +
       "--tool=callgrind, which counts every instruction the process executes in all its threads (V8's " +
-      'JIT-compiled code, its compiler and garbage collector, libuv, OpenSSL), deterministically: ' +
-      'the count does not change with the load on the machine, where CPU time on this shared 2-core ' +
-      "machine scatters by 10–20% between repetitions. Counting starts after the client's warm-up " +
+      'JIT-compiled code, its compiler and garbage collector, libuv, OpenSSL): it leaves out the ' +
+      'time other work on the machine takes, which scatters CPU time on this shared 2-core machine ' +
+      'by 10–20% between repetitions, but a garbage collection or JIT compilation that lands in a ' +
+      "window is counted, so ± still matters. Counting starts after the client's warm-up " +
       `(a quarter of the CPU-time scenario's) and covers exactly ${CASE.calls} unary calls made one at a ` +
       'time, both processes summed, per call; ' +
       `after one uncounted pass of the same calls; ${settings.quick ? 1 : 3} repetitions, median shown. ` +
