@@ -1,15 +1,41 @@
+import type { Channel } from 'node:diagnostics_channel';
 import type { Attributes, Meter } from '@opentelemetry/api';
 import {
-  type AuthorizationDecisionEvent,
   authorizationDecisionChannel,
-  type RetryAttemptEvent,
-  type RetryBudgetExhaustedEvent,
   retryAttemptChannel,
   retryBudgetExhaustedChannel,
   type Status,
   statusName,
 } from '@switchyard/core';
 import type { CallInstruments, InstrumentOptions } from './instruments.js';
+
+/** One counter of events, in both vocabularies. */
+interface EventCounter<Event> {
+  channel: Channel<Event>;
+  goName: string;
+  otelName: string;
+  description: string;
+  /** The OpenTelemetry unit; go-grpc-prometheus counters have none. */
+  unit: string;
+  /** Labels of an event besides its method's. */
+  labels: (event: Event) => Attributes;
+}
+
+function countEvents<Event extends { method: string }>(
+  meter: Meter,
+  instruments: CallInstruments,
+  go: boolean,
+  { channel, goName, otelName, description, unit, labels }: EventCounter<Event>,
+): void {
+  const counter = meter.createCounter(go ? goName : otelName, {
+    description,
+    unit: go ? undefined : unit,
+  });
+  channel.subscribe((message) => {
+    const event = message as Event;
+    counter.add(1, { ...instruments.eventAttributes(event.method), ...labels(event) });
+  });
+}
 
 /**
  * Counts what other Switchyard middleware report on node:diagnostics_channel (see core's
@@ -29,32 +55,24 @@ export function countClientEvents(
       ? { 'rpc.response.status_code': statusName(code) }
       : { 'rpc.grpc.status_code': code };
   };
-  const attempts = meter.createCounter(
-    go ? 'grpc_client_retry_attempts_total' : 'rpc.client.retry.attempts',
-    {
-      description:
-        'Retries, transparent retries and hedges started, by the status that caused them.',
-      unit: go ? undefined : '{attempt}',
-    },
-  );
-  const exhausted = meter.createCounter(
-    go ? 'grpc_client_retry_budget_exhausted_total' : 'rpc.client.retry.budget_exhausted',
-    {
-      description: 'Retries refused by the retry budget; the call failed with its original status.',
-      unit: go ? undefined : '{call}',
-    },
-  );
-  retryAttemptChannel.subscribe((message) => {
-    const event = message as RetryAttemptEvent;
-    attempts.add(1, {
-      ...instruments.eventAttributes(event.method),
+  countEvents(meter, instruments, go, {
+    channel: retryAttemptChannel,
+    goName: 'grpc_client_retry_attempts_total',
+    otelName: 'rpc.client.retry.attempts',
+    description: 'Retries, transparent retries and hedges started, by the status that caused them.',
+    unit: '{attempt}',
+    labels: (event) => ({
       ...(event.code === undefined ? {} : status(event.code)),
       [go ? 'retry_kind' : 'rpc.retry.kind']: event.kind,
-    });
+    }),
   });
-  retryBudgetExhaustedChannel.subscribe((message) => {
-    const event = message as RetryBudgetExhaustedEvent;
-    exhausted.add(1, { ...instruments.eventAttributes(event.method), ...status(event.code) });
+  countEvents(meter, instruments, go, {
+    channel: retryBudgetExhaustedChannel,
+    goName: 'grpc_client_retry_budget_exhausted_total',
+    otelName: 'rpc.client.retry.budget_exhausted',
+    description: 'Retries refused by the retry budget; the call failed with its original status.',
+    unit: '{call}',
+    labels: (event) => status(event.code),
   });
 }
 
@@ -64,19 +82,13 @@ export function countServerEvents(
   { naming }: InstrumentOptions,
 ): void {
   const go = naming === 'go-grpc-prometheus';
-  const decisions = meter.createCounter(
-    go ? 'grpc_server_authorization_decisions_total' : 'rpc.server.authorization.decisions',
-    {
-      description: 'Authorization decisions on inbound calls: allow, deny or unauthenticated.',
-      unit: go ? undefined : '{call}',
-    },
-  );
-  authorizationDecisionChannel.subscribe((message) => {
-    const event = message as AuthorizationDecisionEvent;
+  countEvents(meter, instruments, go, {
+    channel: authorizationDecisionChannel,
+    goName: 'grpc_server_authorization_decisions_total',
+    otelName: 'rpc.server.authorization.decisions',
+    description: 'Authorization decisions on inbound calls: allow, deny or unauthenticated.',
+    unit: '{call}',
     // The caller's identity is deliberately not a label: it is unbounded.
-    decisions.add(1, {
-      ...instruments.eventAttributes(event.method),
-      [go ? 'decision' : 'rpc.authorization.decision']: event.decision,
-    });
+    labels: (event) => ({ [go ? 'decision' : 'rpc.authorization.decision']: event.decision }),
   });
 }

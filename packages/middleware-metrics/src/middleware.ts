@@ -140,10 +140,7 @@ type Direction = 'received' | 'sent';
 type SizeOf = 'requestSize' | 'responseSize';
 const BYTES = { received: 'receivedBytes', sent: 'sentBytes' } as const;
 
-/**
- * Counts the one message of a non-streamed side of a call. A server receives requests and sends
- * responses, a client the reverse; both middleware count through these two helpers.
- */
+/** Counts the one message of a non-streamed side of a call. */
 function countOne(
   message: unknown,
   direction: Direction,
@@ -207,6 +204,66 @@ function countedRequest<Request>(
   return request;
 }
 
+/** What both middleware read of a call; `Next` is the server's context or the client's options. */
+interface MeasurableCall<Request, Response, Next> {
+  method: MethodDescriptor;
+  requestStream: boolean;
+  responseStream: boolean;
+  request: Request | AsyncIterable<Request>;
+  next(
+    request: Request | AsyncIterable<Request>,
+    next: Next,
+  ): AsyncGenerator<Response, Response | void, undefined>;
+}
+
+/**
+ * One call measured from start to end. A server receives requests and sends responses, a client
+ * the reverse (`requests`); `status` reads how the call ended as each side reports it. `status`
+ * takes `next` as an argument so that a call costs no closure beyond `finish`.
+ */
+function measureCall<Request, Response, Next>(
+  measure: (method: MethodDescriptor) => MeasuredMethod,
+  call: MeasurableCall<Request, Response, Next>,
+  next: Next,
+  requests: Direction,
+  status: (end: StepsEnd, error: unknown, next: Next) => Status,
+): AsyncGenerator<Response, Response | void, undefined> {
+  const { cell, sizes } = measure(call.method);
+  cell.started++;
+  cell.active++;
+  const start = performance.now();
+  const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
+  // Ends with the call, seen through its steps: no generator of its own on the hot path.
+  const finish = (end: StepsEnd, error: unknown) =>
+    cell.finish(status(end, error, next), performance.now() - start, tally);
+  if (tally === undefined)
+    return settleSteps<Response, Response | void>(call.next(call.request, next), finish);
+  tally.streaming = call.requestStream || call.responseStream;
+  tally.sized = sizes !== undefined;
+  const request = countedRequest(call.request, call.requestStream, requests, cell, tally, sizes);
+  const responses = counted<Response, Response | void>(
+    call.next(request, next),
+    call.responseStream,
+    requests === 'received' ? 'sent' : 'received',
+    cell,
+    tally,
+    sizes,
+    'responseSize',
+  );
+  return settleSteps(responses, finish);
+}
+
+function serverStatus(end: StepsEnd, error: unknown, context: CallContext): Status {
+  return servedStatus(context, end === 'failed', error);
+}
+
+function clientStatus(end: StepsEnd, error: unknown): Status {
+  if (end === 'done') return Status.OK;
+  // The application stopped reading a response stream early: the call was cancelled.
+  if (end === 'stopped') return Status.CANCELLED;
+  return GrpcError.from(error).code;
+}
+
 /**
  * Server middleware recording, per method: call duration by status, calls started and in
  * flight, messages (and optionally bytes) per streaming call. Install it first (outermost) so
@@ -218,36 +275,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
   ): AsyncGenerator<Response, Response | void, undefined> {
-    const { cell, sizes } = measure(call.method);
-    cell.started++;
-    cell.active++;
-    const start = performance.now();
-    const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
-    // Ends with the call, seen through its steps: no generator of its own on the hot path.
-    const finish = (end: StepsEnd, error: unknown) =>
-      cell.finish(servedStatus(context, end === 'failed', error), performance.now() - start, tally);
-    if (tally === undefined)
-      return settleSteps<Response, Response | void>(call.next(call.request, context), finish);
-    tally.streaming = call.requestStream || call.responseStream;
-    tally.sized = sizes !== undefined;
-    const request = countedRequest(
-      call.request,
-      call.requestStream,
-      'received',
-      cell,
-      tally,
-      sizes,
-    );
-    const responses = counted<Response, Response | void>(
-      call.next(request as Request, context),
-      call.responseStream,
-      'sent',
-      cell,
-      tally,
-      sizes,
-      'responseSize',
-    );
-    return settleSteps(responses, finish);
+    return measureCall(measure, call, context, 'received', serverStatus);
   };
 }
 
@@ -265,36 +293,6 @@ export function metricsClientMiddleware(options: ClientMetricsOptions = {}): Cli
     call: ClientMiddlewareCall<Request, Response>,
     callOptions: CallOptions,
   ): AsyncGenerator<Response, Response | void, undefined> {
-    const { cell, sizes } = measure(call.method);
-    cell.started++;
-    cell.active++;
-    const start = performance.now();
-    const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
-    const finish = (end: StepsEnd, error: unknown) =>
-      cell.finish(
-        // The application stopped reading a response stream early: the call was cancelled.
-        end === 'done'
-          ? Status.OK
-          : end === 'stopped'
-            ? Status.CANCELLED
-            : GrpcError.from(error).code,
-        performance.now() - start,
-        tally,
-      );
-    if (tally === undefined)
-      return settleSteps<Response, Response | void>(call.next(call.request, callOptions), finish);
-    tally.streaming = call.requestStream || call.responseStream;
-    tally.sized = sizes !== undefined;
-    const request = countedRequest(call.request, call.requestStream, 'sent', cell, tally, sizes);
-    const responses = counted<Response, Response | void>(
-      call.next(request as Request, callOptions),
-      call.responseStream,
-      'received',
-      cell,
-      tally,
-      sizes,
-      'responseSize',
-    );
-    return settleSteps(responses, finish);
+    return measureCall(measure, call, callOptions, 'sent', clientStatus);
   };
 }

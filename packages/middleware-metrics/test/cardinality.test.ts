@@ -11,23 +11,14 @@ import {
 } from '@switchyard/testing';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { Status } from 'nice-grpc-common';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
-import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { cleanupAfterEach } from './harness.js';
 
 const CALLS = 10_000;
 const CONCURRENCY = 64;
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-
-async function meter(): Promise<ScrapedMeter> {
-  const scraped = await startScrapedMeter();
-  cleanup.push(() => scraped.close());
-  return scraped;
-}
+const { defer, meter } = cleanupAfterEach();
 
 /** Runs `task(i)` for i in [0, count) with at most CONCURRENCY running. */
 async function runBounded(count: number, task: (i: number) => Promise<void>): Promise<void> {
@@ -55,15 +46,15 @@ describe('10,000 calls to random unknown methods', () => {
     const server: RunningTestServer = await startServer({
       middleware: [metricsServerMiddleware({ meterProvider: scraped.meterProvider })],
     });
-    cleanup.push(() => server.stop());
+    defer(() => server.stop());
     const client = createTestClient(server.address);
-    cleanup.push(() => client.close());
+    defer(() => client.close());
     await client.client.unary({ payload: 'known' });
     const before = await scraped.scrape();
 
     // A raw HTTP/2 client can name any path; nice-grpc's clients can only call their definition's.
     const session = connect(`http://${server.address}`);
-    cleanup.push(() => session.close());
+    defer(() => session.close());
     const statuses = new Map<string, number>();
     await runBounded(CALLS, async () => {
       const stream = session.request({
@@ -101,7 +92,7 @@ describe('10,000 calls to random unknown methods', () => {
     const strict = await meter();
     const learning = await meter();
     const server = await startServer();
-    cleanup.push(() => server.stop());
+    defer(() => server.stop());
     // A client whose definition has 10,000 methods the server does not serve, as a generic
     // client (a proxy, a reflection-driven tool) would build at run time.
     const definition = Object.fromEntries(
@@ -120,13 +111,13 @@ describe('10,000 calls to random unknown methods', () => {
       ]),
     );
     const channel = createChannel(server.address);
-    cleanup.push(() => channel.close());
+    defer(() => channel.close());
     const warnings: string[] = [];
     const onWarning = (warning: Error & { code?: string }) => {
       if (warning.code === 'SWITCHYARD_METHOD_CARDINALITY') warnings.push(warning.message);
     };
     process.on('warning', onWarning);
-    cleanup.push(() => process.off('warning', onWarning));
+    defer(() => process.off('warning', onWarning));
     const client = createClientFactory()
       .use(
         metricsClientMiddleware({

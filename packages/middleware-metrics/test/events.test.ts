@@ -14,22 +14,13 @@ import {
 } from '@switchyard/testing';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { ServerError } from 'nice-grpc-common';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
-import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { cleanupAfterEach } from './harness.js';
 
 const UNARY = '/switchyard.testing.v1.TestService/Unary';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-
-async function meter(): Promise<ScrapedMeter> {
-  const scraped = await startScrapedMeter();
-  cleanup.push(() => scraped.close());
-  return scraped;
-}
+const { defer, meter } = cleanupAfterEach();
 
 describe('events from other middleware', () => {
   it('counts retries, hedges and budget refusals by method, kind and status', async () => {
@@ -37,11 +28,11 @@ describe('events from other middleware', () => {
     metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] });
     // The retry middleware names the method by path; a path no client here calls is _OTHER.
     const server = await startServer();
-    cleanup.push(() => server.stop());
+    defer(() => server.stop());
     const client = createTestClient(server.address, {
       middleware: [metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] })],
     });
-    cleanup.push(() => client.close());
+    defer(() => client.close());
     await client.client.unary({});
     const unavailable = Status.UNAVAILABLE;
     retryAttemptChannel.publish({
@@ -99,9 +90,9 @@ describe('events from other middleware', () => {
     const server = await startServer({
       middleware: [metricsServerMiddleware({ meterProvider, naming: 'go-grpc-prometheus' })],
     });
-    cleanup.push(() => server.stop());
+    defer(() => server.stop());
     const client = createTestClient(server.address);
-    cleanup.push(() => client.close());
+    defer(() => client.close());
     await client.client.unary({});
     for (const decision of ['allow', 'allow', 'deny'] as const) {
       authorizationDecisionChannel.publish({ method: UNARY, decision, identity: 'spiffe://x/y' });
@@ -131,9 +122,9 @@ describe('middleware sharing a meter', () => {
       [0, 1].map(() => startServer({ middleware: [metricsServerMiddleware({ meterProvider })] })),
     );
     for (const server of servers) {
-      cleanup.push(() => server.stop());
+      defer(() => server.stop());
       const client = createTestClient(server.address);
-      cleanup.push(() => client.close());
+      defer(() => client.close());
       await client.client.unary({});
       await client.client.unary({});
     }
@@ -161,11 +152,11 @@ describe('with middleware-retry', () => {
         },
       }),
     });
-    cleanup.push(() => server.stop());
+    defer(() => server.stop());
     // No reserve and no ratio: the budget allows no retry at all once the first is spent.
     const budget = createRetryBudget({ minRetriesPerSecond: 0, retryRatio: 0 });
     const channel = createChannel(server.address);
-    cleanup.push(() => channel.close());
+    defer(() => channel.close());
     // On a client factory the last `use` runs first: metrics see the call as the app does.
     const client = createClientFactory()
       .use(createRetryMiddleware({ random: () => 0 }))

@@ -1,46 +1,30 @@
 import { withInboundCall } from '@switchyard/core';
-import {
-  createTestClient,
-  type MetricFamily,
-  type RunningTestServer,
-  seriesWith,
-  startServer,
-  type TestClient,
-} from '@switchyard/testing';
+import { type MetricFamily, seriesWith, type TestServiceClient } from '@switchyard/testing';
 import { type ClientError, Metadata, Status } from 'nice-grpc-common';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type MetricsOptions,
-  metricsClientMiddleware,
-  metricsServerMiddleware,
-} from '../src/index.js';
-import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MetricsOptions } from '../src/index.js';
+import { measuredCallsPerTest } from './harness.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';
 
-let meter: ScrapedMeter;
-let server: RunningTestServer;
-let client: TestClient;
+const measured = measuredCallsPerTest();
 
-async function start(options: MetricsOptions): Promise<void> {
-  const { meterProvider } = meter;
-  server = await startServer({
-    middleware: [metricsServerMiddleware({ ...options, meterProvider })],
+function start(metrics: MetricsOptions) {
+  return measured.start({
+    metrics,
+    target: true,
     // Lets the server tell a deadline from a cancellation (grpc-js strips grpc-timeout).
     serverOptions: withInboundCall(),
-  });
-  client = createTestClient(server.address, {
-    middleware: [metricsClientMiddleware({ ...options, meterProvider, target: server.address })],
   });
 }
 
 /** 4 OK, 3 NOT_FOUND and 2 DEADLINE_EXCEEDED unary calls, all finished. */
-async function knownMix(): Promise<void> {
+async function knownMix(client: TestServiceClient): Promise<void> {
   const calls: Promise<unknown>[] = [];
-  for (let i = 0; i < 4; i++) calls.push(client.client.unary({ payload: `ok-${i}` }));
+  for (let i = 0; i < 4; i++) calls.push(client.unary({ payload: `ok-${i}` }));
   for (let i = 0; i < 3; i++) {
     calls.push(
-      client.client.unary({ statusCode: Status.NOT_FOUND, statusMessage: 'no such thing' }).then(
+      client.unary({ statusCode: Status.NOT_FOUND, statusMessage: 'no such thing' }).then(
         () => Promise.reject(new Error('expected NOT_FOUND')),
         (error) => expect(error).toMatchObject({ code: Status.NOT_FOUND }),
       ),
@@ -50,7 +34,7 @@ async function knownMix(): Promise<void> {
     // nice-grpc's client has no deadline option: the header is what a deadline middleware sends.
     const metadata = Metadata({ 'grpc-timeout': '50m' });
     calls.push(
-      client.client.unary({ delayMs: 2_000 }, { metadata }).then(
+      client.unary({ delayMs: 2_000 }, { metadata }).then(
         () => Promise.reject(new Error('expected DEADLINE_EXCEEDED')),
         (error: ClientError) => expect(error.code).toBe(Status.DEADLINE_EXCEEDED),
       ),
@@ -66,26 +50,19 @@ function histogram(families: Map<string, MetricFamily>, name: string) {
   return family.histograms;
 }
 
-beforeEach(async () => {
-  meter = await startScrapedMeter();
-});
-
-afterEach(async () => {
-  client?.close();
-  await server?.stop();
-  await meter.close();
-});
-
 describe('a Prometheus scrape after OK / NOT_FOUND / DEADLINE_EXCEEDED calls', () => {
   it('shows legacy and stable OpenTelemetry histograms and counters with the expected labels and counts', async () => {
-    await start({ semconvStability: { legacy: true, stable: true } });
-    await knownMix();
+    const { server, client } = await start({ semconvStability: { legacy: true, stable: true } });
+    await knownMix(client);
     // The server records a deadline-exceeded call when grpc-js aborts it, possibly after the
     // client has seen the status; wait until the server has nothing in flight.
     await expect
-      .poll(async () => (await meter.scrape()).get('rpc_server_active_calls')?.samples[0]?.value)
+      .poll(
+        async () =>
+          (await measured.meter.scrape()).get('rpc_server_active_calls')?.samples[0]?.value,
+      )
       .toBe(0);
-    const families = await meter.scrape();
+    const families = await measured.meter.scrape();
 
     // Stable conventions: seconds, full method name, string status, error.type on errors only.
     const stable = histogram(families, 'rpc_server_call_duration');
@@ -118,21 +95,23 @@ describe('a Prometheus scrape after OK / NOT_FOUND / DEADLINE_EXCEEDED calls', (
     expect(families.get('rpc_server_duration')?.histograms[0]?.buckets[0]?.[0]).toBe(0.1);
 
     // Client side: every non-OK status is an error; server.address/port come from the target.
-    const client = histogram(families, 'rpc_client_call_duration');
+    const clientSide = histogram(families, 'rpc_client_call_duration');
     const clientMethod = {
       ...method,
       server_address: '127.0.0.1',
       server_port: String(server.port),
     };
-    expect(seriesWith(client, { ...clientMethod, rpc_response_status_code: 'OK' }).count).toBe(4);
+    expect(seriesWith(clientSide, { ...clientMethod, rpc_response_status_code: 'OK' }).count).toBe(
+      4,
+    );
     expect(
-      seriesWith(client, {
+      seriesWith(clientSide, {
         ...clientMethod,
         rpc_response_status_code: 'NOT_FOUND',
         error_type: 'NOT_FOUND',
       }).count,
     ).toBe(3);
-    const clientLate = seriesWith(client, {
+    const clientLate = seriesWith(clientSide, {
       ...clientMethod,
       rpc_response_status_code: 'DEADLINE_EXCEEDED',
     });
@@ -155,12 +134,14 @@ describe('a Prometheus scrape after OK / NOT_FOUND / DEADLINE_EXCEEDED calls', (
   });
 
   it('shows go-grpc-prometheus names and labels when asked, so existing dashboards keep working', async () => {
-    await start({ naming: 'go-grpc-prometheus' });
-    await knownMix();
+    const { client } = await start({ naming: 'go-grpc-prometheus' });
+    await knownMix(client);
     await expect
-      .poll(async () => (await meter.scrape()).get('grpc_server_in_flight')?.samples[0]?.value)
+      .poll(
+        async () => (await measured.meter.scrape()).get('grpc_server_in_flight')?.samples[0]?.value,
+      )
       .toBe(0);
-    const families = await meter.scrape();
+    const families = await measured.meter.scrape();
     const labels = {
       grpc_type: 'unary',
       grpc_service: SERVICE,
@@ -210,9 +191,9 @@ describe('OTEL_SEMCONV_STABILITY_OPT_IN', () => {
   ])('=%s picks the duration histograms', async (value, histograms) => {
     if (value === undefined) delete process.env.OTEL_SEMCONV_STABILITY_OPT_IN;
     else process.env.OTEL_SEMCONV_STABILITY_OPT_IN = value;
-    await start({});
-    await client.client.unary({});
-    const families = await meter.scrape();
+    const { client } = await start({});
+    await client.unary({});
+    const families = await measured.meter.scrape();
     const names = [...families.values()]
       .filter((family) => family.type === 'histogram' && family.name.endsWith('duration'))
       .map((family) => family.name)

@@ -1,36 +1,29 @@
 import {
-  createTestClient,
   createTestServiceImpl,
   type HistogramSeries,
   type MetricFamily,
-  type RunningTestServer,
   seriesWith,
-  startServer,
-  type TestClient,
   TestRequest,
   TestResponse,
   TestServiceDefinition,
 } from '@switchyard/testing';
 import { ClientError, ServerError, Status } from 'nice-grpc-common';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type MetricsOptions,
   metricsClientMiddleware,
   metricsServerMiddleware,
 } from '../src/index.js';
-import { type ScrapedMeter, startScrapedMeter } from './harness.js';
+import { measuredCallsPerTest } from './harness.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';
 
-let meter: ScrapedMeter;
-let server: RunningTestServer;
-let client: TestClient;
+const measured = measuredCallsPerTest();
 
-async function start(options: MetricsOptions = {}): Promise<void> {
-  const { meterProvider } = meter;
-  const common = { ...options, meterProvider, semconvStability: { legacy: false, stable: true } };
-  server = await startServer({ middleware: [metricsServerMiddleware(common)] });
-  client = createTestClient(server.address, { middleware: [metricsClientMiddleware(common)] });
+function start(options: MetricsOptions = {}) {
+  return measured.start({
+    metrics: { ...options, semconvStability: { legacy: false, stable: true } },
+  });
 }
 
 async function* requests(count: number, payload = 'x'): AsyncIterable<Partial<TestRequest>> {
@@ -44,30 +37,20 @@ function histogramOf(families: Map<string, MetricFamily>, name: string, method: 
 async function settledScrape(): Promise<Map<string, MetricFamily>> {
   await expect
     .poll(async () => {
-      const active = (await meter.scrape()).get('rpc_server_active_calls')?.samples ?? [];
+      const active = (await measured.meter.scrape()).get('rpc_server_active_calls')?.samples ?? [];
       return active.every((sample) => sample.value === 0);
     })
     .toBe(true);
-  return meter.scrape();
+  return measured.meter.scrape();
 }
-
-beforeEach(async () => {
-  meter = await startScrapedMeter();
-});
-
-afterEach(async () => {
-  client?.close();
-  await server?.stop();
-  await meter.close();
-});
 
 describe('streaming calls', () => {
   it('record messages per call on both sides, for each kind of stream', async () => {
-    await start();
-    for await (const _ of client.client.serverStream({ responseCount: 5 })) {
+    const { client } = await start();
+    for await (const _ of client.serverStream({ responseCount: 5 })) {
     }
-    await client.client.clientStream(requests(3));
-    for await (const _ of client.client.bidi(requests(4))) {
+    await client.clientStream(requests(3));
+    for await (const _ of client.bidi(requests(4))) {
     }
     const families = await settledScrape();
     const counts = (name: string, method: string): [number, number] => {
@@ -88,8 +71,8 @@ describe('streaming calls', () => {
   });
 
   it('counts stream messages live under go-grpc-prometheus naming, before the stream ends', async () => {
-    await start({ naming: 'go-grpc-prometheus' });
-    const responses = client.client.bidi(
+    const { client } = await start({ naming: 'go-grpc-prometheus' });
+    const responses = client.bidi(
       (async function* () {
         yield* requests(2);
         // Keep the stream open until the scrape below has been taken.
@@ -99,7 +82,7 @@ describe('streaming calls', () => {
     const iterator = responses[Symbol.asyncIterator]();
     await iterator.next();
     await iterator.next();
-    const families = await meter.scrape();
+    const families = await measured.meter.scrape();
     const labels = { grpc_type: 'bidi_stream', grpc_method: 'Bidi' };
     expect(
       seriesWith(families.get('grpc_server_msg_received_total')?.samples ?? [], labels).value,
@@ -115,8 +98,8 @@ describe('streaming calls', () => {
   });
 
   it('records a client that stops reading early as CANCELLED', async () => {
-    await start();
-    for await (const _ of client.client.serverStream({ responseCount: 100, delayMs: 5 })) {
+    const { client } = await start();
+    for await (const _ of client.serverStream({ responseCount: 100, delayMs: 5 })) {
       break;
     }
     const families = await settledScrape();
@@ -139,11 +122,11 @@ describe('streaming calls', () => {
 
 describe('message sizes', () => {
   it('records the serialized bytes of every message of a call, per direction', async () => {
-    await start({ services: [TestServiceDefinition], messageSizes: true });
+    const { client } = await start({ services: [TestServiceDefinition], messageSizes: true });
     const unary = { payload: 'hello', responseSize: 1000 };
-    const unaryResponse = await client.client.unary(unary);
+    const unaryResponse = await client.unary(unary);
     const streamed: TestResponse[] = [];
-    for await (const response of client.client.bidi(requests(3, 'payload-'))) {
+    for await (const response of client.bidi(requests(3, 'payload-'))) {
       streamed.push(response);
     }
     const families = await settledScrape();
@@ -184,9 +167,7 @@ describe('message sizes', () => {
 
 describe('a status outside the spec', () => {
   it('is counted as UNKNOWN on both sides, so a peer cannot mint series', async () => {
-    const { meterProvider } = meter;
-    server = await startServer({
-      middleware: [metricsServerMiddleware({ meterProvider })],
+    const { client } = await measured.start({
       implementation: (backend) => ({
         ...createTestServiceImpl({ backend }),
         async unary(request) {
@@ -194,11 +175,8 @@ describe('a status outside the spec', () => {
         },
       }),
     });
-    client = createTestClient(server.address, {
-      middleware: [metricsClientMiddleware({ meterProvider })],
-    });
     for (const code of ['99', '1000', '-3']) {
-      await expect(client.client.unary({ payload: code })).rejects.toBeInstanceOf(ClientError);
+      await expect(client.unary({ payload: code })).rejects.toBeInstanceOf(ClientError);
     }
     const families = await settledScrape();
     for (const side of ['server', 'client']) {
