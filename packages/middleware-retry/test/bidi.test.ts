@@ -1,5 +1,4 @@
-import { startServer, type TestRequest, TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory } from 'nice-grpc';
+import type { TestRequest } from '@switchyard/testing';
 import {
   type CallContext,
   ClientError,
@@ -7,13 +6,10 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { afterEach, expect, test } from 'vitest';
-import { retryMiddleware } from '../src/index.js';
+import { expect, test } from 'vitest';
+import { cleanupAfterEach, retryingClient } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 /**
  * A Bidi server whose n-th call fails with UNAVAILABLE on receiving request number
@@ -40,11 +36,7 @@ async function bidiServer(failOn: (n: number) => number | undefined, { silent = 
     }
     return yield* call.next(watched(call.request as AsyncIterable<Request>), context);
   }
-  const server = await startServer({ middleware: [middleware] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
-  const client = createClientFactory().use(retryMiddleware).create(TestServiceDefinition, channel);
+  const client = await retryingClient(defer, middleware);
   return { client, received };
 }
 

@@ -1,5 +1,4 @@
-import { startServer, type TestRequest, TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory } from 'nice-grpc';
+import type { TestRequest } from '@switchyard/testing';
 import {
   type CallContext,
   ClientError,
@@ -7,13 +6,10 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { afterEach, expect, test } from 'vitest';
-import { retryMiddleware } from '../src/index.js';
+import { expect, test } from 'vitest';
+import { cleanupAfterEach, retryingClient } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 /**
  * A server that records the payloads each call received and fails the n-th call with `code`
@@ -45,11 +41,7 @@ async function recordingServer(
       context,
     );
   }
-  const server = await startServer({ middleware: [middleware] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
-  const client = createClientFactory().use(retryMiddleware).create(TestServiceDefinition, channel);
+  const client = await retryingClient(defer, middleware);
   return { client, received };
 }
 

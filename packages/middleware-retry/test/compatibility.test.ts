@@ -1,21 +1,18 @@
-import { startServer, TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory } from 'nice-grpc';
+import { TestServiceDefinition } from '@switchyard/testing';
+import { createClientFactory } from 'nice-grpc';
 import {
   type RetryOptions as NiceGrpcRetryOptions,
   retryMiddleware as niceGrpcRetryMiddleware,
 } from 'nice-grpc-client-middleware-retry';
 import { ClientError, type ClientMiddleware, Status } from 'nice-grpc-common';
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { createRetryMiddleware } from '../src/index.js';
-import { failFirst, servedAttempts } from './support.js';
+import { cleanupAfterEach, failFirst, servedAttempts, serverAndChannel } from './support.js';
 
 // Side by side with nice-grpc-client-middleware-retry: the same call options, typed as its
 // RetryOptions, give the same attempts, hook calls and errors.
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 const implementations: [string, ClientMiddleware<NiceGrpcRetryOptions>][] = [
   ['nice-grpc-client-middleware-retry', niceGrpcRetryMiddleware],
@@ -28,10 +25,7 @@ async function run(
   options: NiceGrpcRetryOptions,
 ) {
   const { middleware: recorder, attempts } = servedAttempts(failFirst(failures));
-  const server = await startServer({ middleware: [recorder] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
+  const { channel } = await serverAndChannel(defer, { middleware: [recorder] });
   const client = createClientFactory().use(middleware).create(TestServiceDefinition, channel);
   const hookCalls: [number, Status][] = [];
   const outcome = await client

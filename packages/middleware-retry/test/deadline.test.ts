@@ -1,18 +1,21 @@
 import { type CallScope, runInCallScope } from '@switchyard/core';
 import { deadlineMiddleware as switchyardDeadlineMiddleware } from '@switchyard/middleware-deadline';
-import { startServer, TestServiceDefinition } from '@switchyard/testing';
+import { TestServiceDefinition } from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
-import { createChannel, createClientFactory } from 'nice-grpc';
+import { createClientFactory } from 'nice-grpc';
 import { deadlineMiddleware as niceGrpcDeadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { type ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { createRetryMiddleware } from '../src/index.js';
-import { attemptStarts, failFirst, servedAttempts } from './support.js';
+import {
+  attemptStarts,
+  cleanupAfterEach,
+  failFirst,
+  servedAttempts,
+  serverAndChannel,
+} from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 const deadlineMiddlewares = [
   ['nice-grpc-client-middleware-deadline', niceGrpcDeadlineMiddleware],
@@ -30,10 +33,7 @@ const alwaysRetry = {
 
 async function channelTo(decide: Parameters<typeof servedAttempts>[0]) {
   const { middleware, attempts } = servedAttempts(decide);
-  const server = await startServer({ middleware: [middleware] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
+  const { channel } = await serverAndChannel(defer, { middleware: [middleware] });
   return { channel, attempts };
 }
 
@@ -118,7 +118,7 @@ test('the deadline of the inbound call being served bounds the retries of the ca
 test('the last attempt gets what is left of the deadline, not a fresh relative one', async () => {
   // Attempt 1 fails after 100 ms; attempt 2 would hang for 5 s.
   const { middleware, attempts } = servedAttempts();
-  const server = await startServer({
+  const { channel } = await serverAndChannel(defer, {
     middleware: [middleware],
     implementation: () => ({
       unary: async (_request, context) => {
@@ -134,9 +134,6 @@ test('the last attempt gets what is left of the deadline, not a fresh relative o
       bidi: async function* () {},
     }),
   });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
   const client = createClientFactory()
     .use(switchyardDeadlineMiddleware)
     .use(createRetryMiddleware({ random: () => 0 }))

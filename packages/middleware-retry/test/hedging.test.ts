@@ -3,13 +3,11 @@ import { createTestServiceImpl, startServers, TestServiceDefinition } from '@swi
 import { delay } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { type CallContext, ClientError, ServerError, Status } from 'nice-grpc-common';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createRetryBudget, createRetryMiddleware, type RetryEvent } from '../src/index.js';
+import { cleanupAfterEach } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 /** What a server saw of one call. */
 interface ServedCall {
@@ -59,7 +57,7 @@ async function hedgeServers(
       };
     },
   });
-  cleanup.push(() => servers.forceStop());
+  defer(() => servers.forceStop());
   return { servers, calls };
 }
 
@@ -73,7 +71,7 @@ function hedgingClient(
   const channel = createChannel(target, undefined, {
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
   });
-  cleanup.push(() => channel.close());
+  defer(() => channel.close());
   return createClientFactory()
     .use(middleware)
     .create(TestServiceDefinition, channel, { unary: defaults, serverStream: defaults });
@@ -238,7 +236,7 @@ describe('hedging', () => {
     const published: RetryAttemptEvent[] = [];
     const listener = (event: unknown) => published.push(event as RetryAttemptEvent);
     retryAttemptChannel.subscribe(listener);
-    cleanup.push(() => retryAttemptChannel.unsubscribe(listener));
+    defer(() => retryAttemptChannel.unsubscribe(listener));
     await client.unary({});
     expect(calls).toHaveLength(1);
     expect(published).toEqual([]);

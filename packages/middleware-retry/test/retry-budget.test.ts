@@ -6,6 +6,14 @@ function clock() {
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
+/** A budget over a one-second window on the test's clock, with no reserve unless given one. */
+function oneSecondBudget(
+  now: () => number,
+  options: { retryRatio: number; minRetriesPerSecond?: number },
+) {
+  return createRetryBudget({ minRetriesPerSecond: 0, ttlMs: 1000, now, ...options });
+}
+
 function withdrawals(budget: { withdraw(): boolean }, max = 10_000): number {
   let n = 0;
   while (n < max && budget.withdraw()) n++;
@@ -21,33 +29,18 @@ describe('createRetryBudget', () => {
   });
 
   test('a quiet client still gets the reserve', () => {
-    const budget = createRetryBudget({
-      minRetriesPerSecond: 5,
-      ttlMs: 1000,
-      retryRatio: 0,
-      ...clock(),
-    });
+    const budget = oneSecondBudget(clock().now, { retryRatio: 0, minRetriesPerSecond: 5 });
     expect(withdrawals(budget)).toBe(5);
   });
 
   test('calls and retries stop counting once they leave the window', () => {
     const c = clock();
-    const budget = createRetryBudget({
-      minRetriesPerSecond: 0,
-      retryRatio: 1,
-      ttlMs: 1000,
-      now: c.now,
-    });
+    const budget = oneSecondBudget(c.now, { retryRatio: 1 });
     budget.deposit();
     c.advance(1500);
     expect(budget.withdraw()).toBe(false);
 
-    const reserve = createRetryBudget({
-      minRetriesPerSecond: 1,
-      retryRatio: 0,
-      ttlMs: 1000,
-      now: c.now,
-    });
+    const reserve = oneSecondBudget(c.now, { retryRatio: 0, minRetriesPerSecond: 1 });
     expect(withdrawals(reserve)).toBe(1);
     c.advance(500);
     expect(reserve.withdraw()).toBe(false);
@@ -57,12 +50,7 @@ describe('createRetryBudget', () => {
 
   test('the window slides: a deposit counts for between 0.9 and 1 ttl', () => {
     const c = clock();
-    const budget = createRetryBudget({
-      minRetriesPerSecond: 0,
-      retryRatio: 0.5,
-      ttlMs: 1000,
-      now: c.now,
-    });
+    const budget = oneSecondBudget(c.now, { retryRatio: 0.5 });
     budget.deposit();
     budget.deposit();
     c.advance(850);
@@ -80,12 +68,7 @@ describe('createRetryBudget', () => {
 
   test('a long pause clears the whole window', () => {
     const c = clock();
-    const budget = createRetryBudget({
-      minRetriesPerSecond: 0,
-      retryRatio: 1,
-      ttlMs: 1000,
-      now: c.now,
-    });
+    const budget = oneSecondBudget(c.now, { retryRatio: 1 });
     for (let i = 0; i < 10; i++) budget.deposit();
     c.advance(60_000);
     expect(budget.withdraw()).toBe(false);

@@ -1,5 +1,3 @@
-import { startServer, TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory } from 'nice-grpc';
 import {
   type CallContext,
   ClientError,
@@ -7,13 +5,10 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { afterEach, expect, test } from 'vitest';
-import { retryMiddleware } from '../src/index.js';
+import { expect, test } from 'vitest';
+import { cleanupAfterEach, retryingClient } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 /**
  * A server whose n-th call sends `messagesBeforeFailure(n)` messages, then fails with
@@ -35,11 +30,7 @@ async function streamingServer(messagesBeforeFailure: (n: number) => number | un
     }
     throw new ServerError(Status.UNAVAILABLE, `failed after ${sent} messages`);
   }
-  const server = await startServer({ middleware: [middleware] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
-  const client = createClientFactory().use(retryMiddleware).create(TestServiceDefinition, channel);
+  const client = await retryingClient(defer, middleware);
   return { client, calls: () => calls };
 }
 

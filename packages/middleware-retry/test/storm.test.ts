@@ -1,14 +1,11 @@
 import { retryBudgetExhaustedChannel } from '@switchyard/core';
-import { startServer, TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory } from 'nice-grpc';
-import { afterEach, expect, test } from 'vitest';
+import { TestServiceDefinition } from '@switchyard/testing';
+import { createClientFactory } from 'nice-grpc';
+import { expect, test } from 'vitest';
 import { createRetryBudget, createRetryMiddleware } from '../src/index.js';
-import { failFirst, servedAttempts } from './support.js';
+import { cleanupAfterEach, failFirst, servedAttempts, serverAndChannel } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing backend make ≤ calls × (1 + ratio) + minPerSecond × window attempts', async () => {
   const calls = 2000;
@@ -18,10 +15,7 @@ test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing back
   const windowSeconds = 10;
 
   const { middleware, attempts } = servedAttempts(failFirst(Number.POSITIVE_INFINITY));
-  const server = await startServer({ middleware: [middleware] });
-  cleanup.push(() => server.forceStop());
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
+  const { channel } = await serverAndChannel(defer, { middleware: [middleware] });
   const budget = createRetryBudget({
     retryRatio: ratio,
     minRetriesPerSecond: minPerSecond,
@@ -37,7 +31,7 @@ test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing back
   let refusals = 0;
   const countRefusal = () => refusals++;
   retryBudgetExhaustedChannel.subscribe(countRefusal);
-  cleanup.push(() => retryBudgetExhaustedChannel.unsubscribe(countRefusal));
+  defer(() => retryBudgetExhaustedChannel.unsubscribe(countRefusal));
 
   let next = 0;
   let failed = 0;

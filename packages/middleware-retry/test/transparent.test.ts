@@ -1,20 +1,23 @@
 import { createTestServiceImpl, startServer, TestServiceDefinition } from '@switchyard/testing';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import { ClientError, ServerError, Status } from 'nice-grpc-common';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createRetryMiddleware, type RetryEvent } from '../src/index.js';
-import { closedPort, type RawStreamAction, servedAttempts, startRawGrpcServer } from './support.js';
+import {
+  cleanupAfterEach,
+  closedPort,
+  type RawStreamAction,
+  servedAttempts,
+  startRawGrpcServer,
+} from './support.js';
 
 // The test service's methods are not declared idempotent, so every retry below is transparent.
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 function client(address: string, channelOptions: Record<string, unknown> = {}, random = () => 0) {
   const channel = createChannel(address, undefined, channelOptions);
-  cleanup.push(() => channel.close());
+  defer(() => channel.close());
   return createClientFactory()
     .use(createRetryMiddleware({ random }))
     .create(TestServiceDefinition, channel);
@@ -22,7 +25,7 @@ function client(address: string, channelOptions: Record<string, unknown> = {}, r
 
 async function rawServer(act: (n: number) => RawStreamAction) {
   const server = await startRawGrpcServer(act);
-  cleanup.push(() => server.close());
+  defer(() => server.close());
   return server;
 }
 
@@ -31,7 +34,7 @@ describe('transparent retry: failures that prove the server never processed the 
     const port = await closedPort();
     const server = createServer();
     server.add(TestServiceDefinition, createTestServiceImpl({ backend: 'late' }));
-    cleanup.push(() => server.forceShutdown());
+    defer(() => server.forceShutdown());
     const events: RetryEvent[] = [];
     const response = await client(
       `127.0.0.1:${port}`,
@@ -118,7 +121,7 @@ describe('transparent retry: failures that prove the server never processed the 
       throw new ServerError(Status.UNAVAILABLE, 'Stream refused by server');
     });
     const server = await startServer({ middleware: [middleware] });
-    cleanup.push(() => server.forceStop());
+    defer(() => server.forceStop());
     const error = await client(server.address)
       .unary({}, { retryMaxAttempts: 3 })
       .catch((e: unknown) => e);

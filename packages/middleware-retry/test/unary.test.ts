@@ -8,30 +8,27 @@ import { type RunningTestServer, startServer, TestServiceDefinition } from '@swi
 import { AbortError } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
   createRetryBudget,
   createRetryMiddleware,
   type RetryEvent,
   retryMiddleware,
 } from '../src/index.js';
-import { failFirst, servedAttempts, startRawGrpcServer } from './support.js';
+import { cleanupAfterEach, failFirst, servedAttempts, startRawGrpcServer } from './support.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 async function flakyServer(decide?: Parameters<typeof servedAttempts>[0]) {
   const recorder = servedAttempts(decide);
   const server = await startServer({ middleware: [recorder.middleware] });
-  cleanup.push(() => server.forceStop());
+  defer(() => server.forceStop());
   return { server, attempts: recorder.attempts };
 }
 
 function clientFor(server: Pick<RunningTestServer, 'address'>, middleware = retryMiddleware) {
   const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
+  defer(() => channel.close());
   return createClientFactory().use(middleware).create(TestServiceDefinition, channel);
 }
 
@@ -75,7 +72,7 @@ describe('flaky server', () => {
   test('a method declared IDEMPOTENT in the proto is retried without `retry: true`', async () => {
     const { server, attempts } = await flakyServer(failFirst(2));
     const channel = createChannel(server.address);
-    cleanup.push(() => channel.close());
+    defer(() => channel.close());
     const client = createClientFactory()
       .use(retryMiddleware)
       .create(IdempotentTestService, channel);
@@ -96,9 +93,9 @@ describe('flaky server', () => {
 
   test('a non-idempotent method whose connection drops mid-call is not retried: the server may have acted', async () => {
     const raw = await startRawGrpcServer(() => 'drop');
-    cleanup.push(() => raw.close());
+    defer(() => raw.close());
     const channel = createChannel(raw.address, undefined, { 'grpc.enable_retries': 0 });
-    cleanup.push(() => channel.close());
+    defer(() => channel.close());
     const client = createClientFactory()
       .use(retryMiddleware)
       .create(TestServiceDefinition, channel);
@@ -237,7 +234,7 @@ describe('attempts are visible', () => {
     const published: RetryAttemptEvent[] = [];
     const listener = (event: unknown) => published.push(event as RetryAttemptEvent);
     retryAttemptChannel.subscribe(listener);
-    cleanup.push(() => retryAttemptChannel.unsubscribe(listener));
+    defer(() => retryAttemptChannel.unsubscribe(listener));
     const hooked: RetryEvent[] = [];
     const legacy: number[] = [];
     await client.unary(
@@ -289,7 +286,7 @@ describe('retry budget', () => {
     const refused: RetryBudgetExhaustedEvent[] = [];
     const listener = (event: unknown) => refused.push(event as RetryBudgetExhaustedEvent);
     retryBudgetExhaustedChannel.subscribe(listener);
-    cleanup.push(() => retryBudgetExhaustedChannel.unsubscribe(listener));
+    defer(() => retryBudgetExhaustedChannel.unsubscribe(listener));
 
     const started = Date.now();
     const error = await failure(
