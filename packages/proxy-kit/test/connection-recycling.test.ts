@@ -66,16 +66,33 @@ async function until(condition: () => boolean, ms = 3_000): Promise<void> {
   }
 }
 
+type CountingBackend = Awaited<ReturnType<typeof countingBackend>>;
+
+/**
+ * Runs `body` against a proxy in front of one counting backend, whose upstream connections carry
+ * at most `maxStreamsPerConnection` streams; both are closed after it, whatever happens.
+ */
+async function withRecyclingProxy(
+  { maxStreamsPerConnection, delayMs = 0 }: { maxStreamsPerConnection: number; delayMs?: number },
+  body: (address: string, backend: CountingBackend) => Promise<void>,
+): Promise<void> {
+  const backend = await countingBackend(delayMs);
+  const proxy = await startProxy({
+    listen: '127.0.0.1:0',
+    discovery: staticDiscovery([backend.address]),
+    upstream: { maxStreamsPerConnection },
+  });
+  try {
+    await body(`127.0.0.1:${proxy.address.port}`, backend);
+  } finally {
+    await proxy.close(500);
+    await backend.close();
+  }
+}
+
 describe('upstream connection recycling', () => {
   it('replaces a connection after maxStreamsPerConnection streams; the old one drains and closes', async () => {
-    const backend = await countingBackend();
-    const proxy = await startProxy({
-      listen: '127.0.0.1:0',
-      discovery: staticDiscovery([backend.address]),
-      upstream: { maxStreamsPerConnection: 10 },
-    });
-    const address = `127.0.0.1:${proxy.address.port}`;
-    try {
+    await withRecyclingProxy({ maxStreamsPerConnection: 10 }, async (address, backend) => {
       for (let i = 0; i < 35; i++) {
         expect((await call(address)).trailers?.['grpc-status']).toBe('0');
       }
@@ -86,47 +103,27 @@ describe('upstream connection recycling', () => {
       for (const carried of streams.slice(0, -1)) expect(carried).toBeGreaterThanOrEqual(10);
       // The replaced connections are closed once drained; only the current one stays open.
       await until(() => backend.openSessions() === 1);
-    } finally {
-      await proxy.close(500);
-      await backend.close();
-    }
+    });
   });
 
   it('fails no call, in flight or new, while connections are replaced under concurrency', async () => {
-    const backend = await countingBackend(20);
-    const proxy = await startProxy({
-      listen: '127.0.0.1:0',
-      discovery: staticDiscovery([backend.address]),
-      upstream: { maxStreamsPerConnection: 10 },
-    });
-    const address = `127.0.0.1:${proxy.address.port}`;
-    try {
-      const results = await runCalls(300, 16, () => call(address));
-      expect(results.map((r) => r.trailers?.['grpc-status'] ?? `reset ${r.rstCode}`)).toEqual(
-        new Array(300).fill('0'),
-      );
-      expect(backend.streams().length).toBeGreaterThanOrEqual(10);
-      await until(() => backend.openSessions() === 1);
-    } finally {
-      await proxy.close(500);
-      await backend.close();
-    }
+    await withRecyclingProxy(
+      { maxStreamsPerConnection: 10, delayMs: 20 },
+      async (address, backend) => {
+        const results = await runCalls(300, 16, () => call(address));
+        expect(results.map((r) => r.trailers?.['grpc-status'] ?? `reset ${r.rstCode}`)).toEqual(
+          new Array(300).fill('0'),
+        );
+        expect(backend.streams().length).toBeGreaterThanOrEqual(10);
+        await until(() => backend.openSessions() === 1);
+      },
+    );
   });
 
   it('0 keeps one connection for as long as it works', async () => {
-    const backend = await countingBackend();
-    const proxy = await startProxy({
-      listen: '127.0.0.1:0',
-      discovery: staticDiscovery([backend.address]),
-      upstream: { maxStreamsPerConnection: 0 },
-    });
-    const address = `127.0.0.1:${proxy.address.port}`;
-    try {
+    await withRecyclingProxy({ maxStreamsPerConnection: 0 }, async (address, backend) => {
       for (let i = 0; i < 35; i++) await call(address);
       expect(backend.streams()).toEqual([35]);
-    } finally {
-      await proxy.close(500);
-      await backend.close();
-    }
+    });
   });
 });
