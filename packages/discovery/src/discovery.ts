@@ -151,3 +151,40 @@ export class ResolutionPacer {
     });
   }
 }
+
+/** What a source that looks its endpoints up again and again gives {@link pacedDiscovery}. */
+export interface PacedSource {
+  /**
+   * One resolution, publishing what it finds; `reason` is the `refresh` that asked for it, if
+   * any. Returns how long to wait before the next one.
+   */
+  resolve(reason: string | undefined, signal: AbortSignal): Promise<number>;
+  /** Frees what the source holds (a resolver, a watcher) once the discovery is closed. */
+  release(): void;
+}
+
+/** A discovery that runs `source.resolve` in a loop paced by `pacer` until it is closed. */
+export function pacedDiscovery(
+  publisher: EndpointPublisher,
+  pacer: ResolutionPacer,
+  source: PacedSource,
+): Discovery {
+  const stopped = new AbortController();
+  const loop = async () => {
+    while (!stopped.signal.aborted) {
+      const wait = await source.resolve(pacer.started(), stopped.signal);
+      await pacer.wait(wait, stopped.signal);
+    }
+  };
+  const running = loop();
+  return {
+    subscribe: (listener) => publisher.subscribe(listener),
+    refresh: (reason) => pacer.request(reason),
+    close: async () => {
+      stopped.abort();
+      source.release();
+      publisher.close();
+      await running;
+    },
+  };
+}

@@ -6,6 +6,7 @@ import {
   DiscoveryError,
   type DiscoveryReportingOptions,
   EndpointPublisher,
+  pacedDiscovery,
   ResolutionPacer,
   reportToConsole,
 } from './discovery.js';
@@ -64,7 +65,6 @@ export function dnsDiscovery({
   if (servers) resolver.setServers([...servers]);
   const publisher = new EndpointPublisher(onError);
   const pacer = new ResolutionPacer(minRefreshIntervalMs);
-  const stopped = new AbortController();
   const failureBackoff = exponentialBackoff({ baseMs: 250, maxMs: intervalMs, jitter: 0.2 });
 
   const lookup = async (): Promise<Endpoint[]> => {
@@ -90,15 +90,15 @@ export function dnsDiscovery({
     return endpoints;
   };
 
-  const loop = async () => {
-    let failures = 0;
-    while (!stopped.signal.aborted) {
-      const reason = pacer.started();
+  let failures = 0;
+  return pacedDiscovery(publisher, pacer, {
+    async resolve(reason, signal) {
       try {
         publisher.publish(await lookup());
         failures = 0;
       } catch (cause) {
-        if (stopped.signal.aborted) break;
+        // Closed mid-lookup: `release` cancelled the resolver, which fails the lookup.
+        if (signal.aborted) return 0;
         failures += 1;
         const after = reason === undefined ? '' : ` (re-resolving because: ${reason})`;
         onError(
@@ -108,22 +108,10 @@ export function dnsDiscovery({
           ),
         );
       }
-      const wait = failures === 0 ? intervalMs : Math.min(intervalMs, failureBackoff(failures - 1));
-      await pacer.wait(wait, stopped.signal);
-    }
-  };
-  const running = loop();
-
-  return {
-    subscribe: (listener) => publisher.subscribe(listener),
-    refresh: (reason) => pacer.request(reason),
-    close: async () => {
-      stopped.abort();
-      resolver.cancel();
-      publisher.close();
-      await running;
+      return failures === 0 ? intervalMs : Math.min(intervalMs, failureBackoff(failures - 1));
     },
-  };
+    release: () => resolver.cancel(),
+  });
 }
 
 /** Addresses of `host`; "no such records" for one family of A+AAAA is not an error. */

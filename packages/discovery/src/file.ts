@@ -7,6 +7,7 @@ import {
   DiscoveryError,
   type DiscoveryReportingOptions,
   EndpointPublisher,
+  pacedDiscovery,
   ResolutionPacer,
   reportToConsole,
 } from './discovery.js';
@@ -49,7 +50,6 @@ export function fileDiscovery({
   const file = resolve(path);
   const publisher = new EndpointPublisher(onError);
   const pacer = new ResolutionPacer(minRefreshIntervalMs);
-  const stopped = new AbortController();
   let settleTimer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
   try {
@@ -71,13 +71,12 @@ export function fileDiscovery({
     );
   }
 
-  const loop = async () => {
-    // What the last read gave, so that an unchanged file (valid or not) is neither re-parsed nor
-    // re-reported on every poll.
-    let lastContent: string | undefined;
-    let lastReadError: string | undefined;
-    while (!stopped.signal.aborted) {
-      pacer.started();
+  // What the last read gave, so that an unchanged file (valid or not) is neither re-parsed nor
+  // re-reported on every poll.
+  let lastContent: string | undefined;
+  let lastReadError: string | undefined;
+  return pacedDiscovery(publisher, pacer, {
+    async resolve() {
       let content: string | undefined;
       try {
         content = await readFile(file, 'utf8');
@@ -101,22 +100,13 @@ export function fileDiscovery({
           );
         }
       }
-      await pacer.wait(intervalMs, stopped.signal);
-    }
-  };
-  const running = loop();
-
-  return {
-    subscribe: (listener) => publisher.subscribe(listener),
-    refresh: (reason) => pacer.request(reason),
-    close: async () => {
-      stopped.abort();
+      return intervalMs;
+    },
+    release() {
       clearTimeout(settleTimer);
       watcher?.close();
-      publisher.close();
-      await running;
     },
-  };
+  });
 }
 
 function parseDocument(file: string, content: string): unknown {
