@@ -1,38 +1,27 @@
 import { constants, type IncomingHttpHeaders } from 'node:http2';
 import { parseGrpcTimeout } from '@switchyard/core';
 import { TestServiceDefinition } from '@switchyard/testing';
+import { ClientError, createClient, createClientFactory, Metadata, Status } from 'nice-grpc';
+import { describe, expect, it } from 'vitest';
+import { type DeadlineClientOptions, deadlineClientMiddleware } from '../src/index.js';
 import {
-  ClientError,
-  createChannel,
-  createClient,
-  createClientFactory,
-  Metadata,
-  Status,
-} from 'nice-grpc';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type DeadlineClientOptions,
-  deadlineClientMiddleware,
-  deadlineMiddleware,
-} from '../src/index.js';
-import { observedDeadline, startDeadlineServer } from './servers.js';
+  channelTo,
+  cleanupAfterEach,
+  deadlineClient,
+  observedDeadline,
+  startDeadlineServer,
+} from './servers.js';
 import { startWireServer } from './wire.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 function clientFor(address: string, options?: DeadlineClientOptions) {
-  const channel = createChannel(address);
-  cleanup.push(() => channel.close());
-  const middleware = options ? deadlineClientMiddleware(options) : deadlineMiddleware;
-  return createClientFactory().use(middleware).create(TestServiceDefinition, channel);
+  return deadlineClient(defer, address, options && deadlineClientMiddleware(options));
 }
 
 async function wireServer(answer: boolean) {
   const server = await startWireServer({ answer });
-  cleanup.push(server.stop);
+  defer(server.stop);
   return server;
 }
 
@@ -132,11 +121,9 @@ describe('defaults and cap', () => {
       },
     };
     const client = clientFor(server.address, options);
-    const channel = createChannel(server.address);
-    cleanup.push(() => channel.close());
     const other = createClientFactory()
       .use(deadlineClientMiddleware(options))
-      .create(Other, channel);
+      .create(Other, channelTo(defer, server.address));
     await client.unary({});
     for await (const _ of client.serverStream({})) {
     }
@@ -184,10 +171,8 @@ describe('very long deadlines', () => {
   it('grpc-js servers misread a grpc-timeout of 2^31 ms or more as already past', async () => {
     // Why the client caps what it sends: grpc-js computes (value * unit) | 0.
     const server = await startDeadlineServer();
-    cleanup.push(server.stop);
-    const channel = createChannel(server.address);
-    cleanup.push(() => channel.close());
-    const plain = createClient(TestServiceDefinition, channel);
+    defer(server.stop);
+    const plain = createClient(TestServiceDefinition, channelTo(defer, server.address));
     const start = Date.now();
     const error = await failure(
       plain.unary({ delayMs: 1_000 }, { metadata: Metadata({ 'grpc-timeout': '720H' }) }),
@@ -200,7 +185,7 @@ describe('very long deadlines', () => {
     const server = await startDeadlineServer({
       unary: async (_, context) => ({ metadata: observedDeadline(context) }),
     });
-    cleanup.push(server.stop);
+    defer(server.stop);
     const wire = await wireServer(true);
     const response = await clientFor(server.address).unary({}, { deadline: THIRTY_DAYS });
     expect(Number(response.metadata.timeoutMs)).toBeLessThanOrEqual(2_147_483_000);

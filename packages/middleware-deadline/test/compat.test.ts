@@ -1,22 +1,13 @@
 import { TestServiceDefinition } from '@switchyard/testing';
-import { ClientError, createChannel, createClientFactory, Status } from 'nice-grpc';
+import { ClientError, createClientFactory, Status } from 'nice-grpc';
 import * as niceGrpcDeadline from 'nice-grpc-client-middleware-deadline';
 import type { ClientMiddleware } from 'nice-grpc-common';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as switchyardDeadline from '../src/index.js';
-import { startDeadlineServer } from './servers.js';
+import { deadlineServerPerFile } from './servers.js';
 
 // Switching is a change of import: the same names, the same call option, the same errors.
-let server: Awaited<ReturnType<typeof startDeadlineServer>>;
-let channel: ReturnType<typeof createChannel>;
-beforeAll(async () => {
-  server = await startDeadlineServer();
-  channel = createChannel(server.address);
-});
-afterAll(() => {
-  channel.close();
-  return server.stop();
-});
+const channel = deadlineServerPerFile();
 
 it('accepts every call option of nice-grpc-client-middleware-deadline', () => {
   expectTypeOf(switchyardDeadline.deadlineMiddleware).toExtend<
@@ -35,7 +26,7 @@ describe.each([
   it('fails a late call with the same ClientError, for a Date or milliseconds', async () => {
     const client = createClientFactory()
       .use(deadlineMiddleware)
-      .create(TestServiceDefinition, channel);
+      .create(TestServiceDefinition, channel());
     await expect(client.unary({ delayMs: 1_000 }, { deadline: 100 })).rejects.toEqual(exceeded);
     const deadline = new Date(Date.now() + 100);
     await expect(client.unary({ delayMs: 1_000 }, { deadline })).rejects.toEqual(exceeded);
@@ -44,7 +35,7 @@ describe.each([
   it('lets a call that finishes in time succeed', async () => {
     const client = createClientFactory()
       .use(deadlineMiddleware)
-      .create(TestServiceDefinition, channel);
+      .create(TestServiceDefinition, channel());
     await expect(client.unary({ payload: 'hi' }, { deadline: 2_000 })).resolves.toMatchObject({
       payload: 'hi',
     });
@@ -53,14 +44,14 @@ describe.each([
   it("honours nice-grpc's default call options", async () => {
     const client = createClientFactory()
       .use(deadlineMiddleware)
-      .create(TestServiceDefinition, channel, { '*': { deadline: 100 } });
+      .create(TestServiceDefinition, channel(), { '*': { deadline: 100 } });
     await expect(client.unary({ delayMs: 1_000 })).rejects.toEqual(exceeded);
   });
 
   it('leaves cancellation by the caller an AbortError', async () => {
     const client = createClientFactory()
       .use(deadlineMiddleware)
-      .create(TestServiceDefinition, channel);
+      .create(TestServiceDefinition, channel());
     const controller = new AbortController();
     const call = client.unary({ delayMs: 1_000 }, { deadline: 2_000, signal: controller.signal });
     setTimeout(() => controller.abort(), 20);

@@ -1,10 +1,10 @@
 import { getEventListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestServiceDefinition } from '@switchyard/testing';
-import { createChannel, createClientFactory, Status } from 'nice-grpc';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createClientFactory, Status } from 'nice-grpc';
+import { expect, it } from 'vitest';
 import { deadlineMiddleware } from '../src/index.js';
-import { startDeadlineServer } from './servers.js';
+import { deadlineServerPerFile } from './servers.js';
 
 const CALLS = 10_000;
 const CONCURRENCY = 100;
@@ -13,21 +13,12 @@ const CONCURRENCY = 100;
 // with INTERNAL_ERROR (nghttp2's rapid-reset defence), failing every call on it; so stay below.
 const LATE_EVERY = 20;
 
-let server: Awaited<ReturnType<typeof startDeadlineServer>>;
-let channel: ReturnType<typeof createChannel>;
-beforeAll(async () => {
-  server = await startDeadlineServer({
-    // Ignores its signal: sleeps on a timer of its own, whatever happens to the call.
-    unary: async (request) => {
-      await sleep(request.delayMs);
-      return {};
-    },
-  });
-  channel = createChannel(server.address);
-});
-afterAll(() => {
-  channel.close();
-  return server.stop();
+const channel = deadlineServerPerFile({
+  // Ignores its signal: sleeps on a timer of its own, whatever happens to the call.
+  unary: async (request) => {
+    await sleep(request.delayMs);
+    return {};
+  },
 });
 
 function activeTimers(): number {
@@ -37,7 +28,7 @@ function activeTimers(): number {
 it(`leaves no timer or listener behind after ${CALLS} calls, some past their deadline`, async () => {
   const client = createClientFactory()
     .use(deadlineMiddleware)
-    .create(TestServiceDefinition, channel);
+    .create(TestServiceDefinition, channel());
   // One long-lived signal shared by every call, as a caller's shutdown signal would be.
   const caller = new AbortController();
   await client.unary({}, { deadline: 1_000, signal: caller.signal });

@@ -1,34 +1,28 @@
 import { constants } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestServiceDefinition } from '@switchyard/testing';
-import { ClientError, createChannel, createClientFactory, Status } from 'nice-grpc';
-import { afterEach, describe, expect, it } from 'vitest';
+import { ClientError, Status } from 'nice-grpc';
+import { describe, expect, it } from 'vitest';
+import { type DeadlineClientOptions, deadlineClientMiddleware } from '../src/index.js';
 import {
-  type DeadlineClientOptions,
-  deadlineClientMiddleware,
-  deadlineMiddleware,
-} from '../src/index.js';
-import { type DeadlineImplementation, observedDeadline, startDeadlineServer } from './servers.js';
+  cleanupAfterEach,
+  type DeadlineImplementation,
+  deadlineClient,
+  observedDeadline,
+  startDeadlineServer,
+} from './servers.js';
 import { startWireServer } from './wire.js';
 
 const UNARY = '/switchyard.testing.v1.TestService/Unary';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const defer = cleanupAfterEach();
 
 function clientFor(address: string, options: DeadlineClientOptions = {}) {
-  const channel = createChannel(address);
-  cleanup.push(() => channel.close());
-  return createClientFactory()
-    .use(deadlineClientMiddleware(options))
-    .create(TestServiceDefinition, channel);
+  return deadlineClient(defer, address, deadlineClientMiddleware(options));
 }
 
 async function start(implementation: DeadlineImplementation) {
   const server = await startDeadlineServer(implementation);
-  cleanup.push(server.stop);
+  defer(server.stop);
   return server;
 }
 
@@ -86,7 +80,7 @@ describe('a call made while serving an inbound call', () => {
 
   it('is cancelled when the inherited deadline passes, before the inbound call expires', async () => {
     const hung = await startWireServer({ answer: false });
-    cleanup.push(hung.stop);
+    defer(hung.stop);
     const toC = clientFor(hung.address, { propagationOffset: 500 });
     const b = await start({ unary: () => toC.unary({}) });
     const start_ = Date.now();
@@ -109,7 +103,7 @@ describe('a call made while serving an inbound call', () => {
 
   it('fails at once, without reaching the server, once the inherited deadline has passed', async () => {
     const wire = await startWireServer({ answer: true });
-    cleanup.push(wire.stop);
+    defer(wire.stop);
     const toC = clientFor(wire.address, { propagationOffset: 900 });
     const b = await start({
       unary: async () => {
@@ -126,12 +120,8 @@ describe('a call made while serving an inbound call', () => {
 
   it('passes through untouched outside a handler and without deadlines', async () => {
     const wire = await startWireServer({ answer: true });
-    cleanup.push(wire.stop);
-    const channel = createChannel(wire.address);
-    cleanup.push(() => channel.close());
-    const client = createClientFactory()
-      .use(deadlineMiddleware)
-      .create(TestServiceDefinition, channel);
+    defer(wire.stop);
+    const client = deadlineClient(defer, wire.address);
     await client.unary({});
     expect(wire.received[0]?.headers['grpc-timeout']).toBeUndefined();
   });

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createTestServiceImpl, TestServiceDefinition } from '@switchyard/testing';
 import {
   ClientError,
-  createChannel,
   createClient,
   createClientFactory,
   createServer,
@@ -12,20 +11,25 @@ import {
 import type { CallContext } from 'nice-grpc-common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deadlineMiddleware, deadlineServerMiddleware } from '../src/index.js';
-import { type DeadlineImplementation, observedDeadline, startDeadlineServer } from './servers.js';
+import {
+  channelTo,
+  cleanupAfterEach,
+  type DeadlineImplementation,
+  deadlineClient,
+  observedDeadline,
+  startDeadlineServer,
+} from './servers.js';
 import { startWireServer } from './wire.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
+afterEach(() => {
   vi.restoreAllMocks();
 });
+const defer = cleanupAfterEach();
 
 async function serve(implementation: DeadlineImplementation) {
   const server = await startDeadlineServer(implementation);
-  cleanup.push(server.stop);
-  const channel = createChannel(server.address);
-  cleanup.push(() => channel.close());
+  defer(server.stop);
+  const channel = channelTo(defer, server.address);
   return {
     client: createClientFactory().use(deadlineMiddleware).create(TestServiceDefinition, channel),
     // No deadline middleware: the grpc-timeout header is all the server gets, and the client
@@ -143,10 +147,8 @@ describe('misconfiguration and errors', () => {
     const server = createServer().use(deadlineServerMiddleware);
     server.add(TestServiceDefinition, createTestServiceImpl({ backend: 'unconfigured' }));
     const port = await server.listen('127.0.0.1:0');
-    cleanup.push(() => server.forceShutdown());
-    const channel = createChannel(`127.0.0.1:${port}`);
-    cleanup.push(() => channel.close());
-    const client = createClient(TestServiceDefinition, channel);
+    defer(() => server.forceShutdown());
+    const client = createClient(TestServiceDefinition, channelTo(defer, `127.0.0.1:${port}`));
     for (let i = 0; i < 2; i++) {
       await expect(client.unary({})).rejects.toMatchObject({
         code: Status.INTERNAL,
@@ -159,12 +161,8 @@ describe('misconfiguration and errors', () => {
 
   it('answers DEADLINE_EXCEEDED, not UNKNOWN, when a call the handler made ran out of time', async () => {
     const hung = await startWireServer({ answer: false });
-    cleanup.push(hung.stop);
-    const downstreamChannel = createChannel(hung.address);
-    cleanup.push(() => downstreamChannel.close());
-    const downstream = createClientFactory()
-      .use(deadlineMiddleware)
-      .create(TestServiceDefinition, downstreamChannel);
+    defer(hung.stop);
+    const downstream = deadlineClient(defer, hung.address);
     const { client } = await serve({
       unary: () => downstream.unary({}, { deadline: 50 }),
     });

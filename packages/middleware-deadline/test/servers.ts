@@ -4,9 +4,15 @@ import {
   TestServiceDefinition,
   type TestServiceImplementation,
 } from '@switchyard/testing';
-import { createServer } from 'nice-grpc';
-import type { CallContext } from 'nice-grpc-common';
-import { type DeadlineCallContextExt, deadlineServerMiddleware } from '../src/index.js';
+import { createChannel, createClientFactory, createServer } from 'nice-grpc';
+import type { CallContext, ClientMiddleware } from 'nice-grpc-common';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import {
+  type DeadlineCallContextExt,
+  type DeadlineOptions,
+  deadlineMiddleware,
+  deadlineServerMiddleware,
+} from '../src/index.js';
 
 export type DeadlineImplementation = Partial<TestServiceImplementation<DeadlineCallContextExt>>;
 
@@ -30,4 +36,54 @@ export async function startDeadlineServer(implementation: DeadlineImplementation
   });
   const port = await server.listen('127.0.0.1:0');
   return { address: `127.0.0.1:${port}`, server, stop: () => server.forceShutdown() };
+}
+
+/**
+ * Registers, in the calling test file, one {@link startDeadlineServer} for all its tests, and a
+ * channel to it; returns the channel's getter (the channel exists once the tests run).
+ */
+export function deadlineServerPerFile(implementation: DeadlineImplementation = {}) {
+  let server: Awaited<ReturnType<typeof startDeadlineServer>>;
+  let channel: ReturnType<typeof createChannel>;
+  beforeAll(async () => {
+    server = await startDeadlineServer(implementation);
+    channel = createChannel(server.address);
+  });
+  afterAll(() => {
+    channel.close();
+    return server.stop();
+  });
+  return () => channel;
+}
+
+/** Runs `step` after the running test; steps run last first, each awaited. */
+export type Defer = (step: () => unknown) => void;
+
+/** Registers, in the calling test file, an `afterEach` that runs what its tests deferred. */
+export function cleanupAfterEach(): Defer {
+  const steps: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const step of steps.splice(0).reverse()) await step();
+  });
+  return (step) => {
+    steps.push(step);
+  };
+}
+
+/** A channel to `address`, closed after the test. */
+export function channelTo(defer: Defer, address: string) {
+  const channel = createChannel(address);
+  defer(() => channel.close());
+  return channel;
+}
+
+/** A TestService client of `address` through `middleware`; its channel is closed after the test. */
+export function deadlineClient(
+  defer: Defer,
+  address: string,
+  middleware: ClientMiddleware<DeadlineOptions> = deadlineMiddleware,
+) {
+  return createClientFactory()
+    .use(middleware)
+    .create(TestServiceDefinition, channelTo(defer, address));
 }
