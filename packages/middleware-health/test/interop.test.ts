@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { PYTHON, PYTHON_GRPC_MISSING, pythonGrpcAvailable } from '@switchyard/testing';
+import { PYTHON, PYTHON_GRPC_MISSING, PYTHON_PATH, pythonGrpcAvailable } from '@switchyard/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   HealthCheckResponse_ServingStatus as EsServingStatus,
@@ -83,7 +84,14 @@ function python(
   const child = spawn(
     PYTHON,
     [CLIENT, '--descriptor-set', DESCRIPTOR_SET, '--target', running.address, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Ahead of, not instead of, a PYTHONPATH that may be how the interpreter finds grpcio.
+      env: {
+        ...process.env,
+        PYTHONPATH: [PYTHON_PATH, process.env.PYTHONPATH].filter(Boolean).join(delimiter),
+      },
+    },
   );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {

@@ -26,7 +26,9 @@ import threading
 from concurrent import futures
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
+
+from descriptors import message_classes
 
 SERVICE = "switchyard.testing.v1.TestService"
 METHODS = ("Unary", "ServerStream", "ClientStream", "Bidi")
@@ -34,22 +36,7 @@ STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
 
 
 def load_messages(path):
-    descriptors = descriptor_pb2.FileDescriptorSet()
-    with open(path, "rb") as f:
-        descriptors.ParseFromString(f.read())
-    pool = descriptor_pool.DescriptorPool()
-    for file in descriptors.file:
-        pool.Add(file)
-    # GetMessageClass is the API from protobuf 4.22 on; Debian's 4.21 only has
-    # the MessageFactory form, which later releases removed.
-    if hasattr(message_factory, "GetMessageClass"):
-        message_class = message_factory.GetMessageClass
-    else:
-        message_class = message_factory.MessageFactory(pool).GetPrototype
-    return tuple(
-        message_class(pool.FindMessageTypeByName(f"switchyard.testing.v1.{name}"))
-        for name in ("TestRequest", "TestResponse")
-    )
+    return message_classes(path, "switchyard.testing.v1", ("TestRequest", "TestResponse"))
 
 
 def filler(size):

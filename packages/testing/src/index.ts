@@ -35,6 +35,7 @@ export * from './prometheus-text.js';
 export {
   PYTHON,
   PYTHON_GRPC_MISSING,
+  PYTHON_PATH,
   type PythonClientOptions,
   type PythonServerOptions,
   pythonGrpcAvailable,

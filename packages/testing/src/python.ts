@@ -16,6 +16,12 @@ export const PYTHON = process.env.SWITCHYARD_PYTHON ?? '/usr/bin/python3';
 
 // Both paths hold from src/ (tests) and from dist/ (built package).
 const PEER = fileURLToPath(new URL('../python/peer.py', import.meta.url));
+
+/**
+ * The directory of the Python modules the peers share (descriptors.py: message classes from a
+ * FileDescriptorSet); put it on `PYTHONPATH` to import them from another package's fixture.
+ */
+export const PYTHON_PATH = fileURLToPath(new URL('../python', import.meta.url));
 const DESCRIPTOR_SET = fileURLToPath(new URL('../dist/test.binpb', import.meta.url));
 
 const STARTUP_TIMEOUT_MS = 15_000;
