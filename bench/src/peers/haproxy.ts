@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, spawnListening } from '../processes.js';
-import { commandVersion, type ProxyPeer } from './proxy-peer.js';
+import { probeInstalled, startConfigured } from './configured-proxy.js';
+import type { ProxyPeer } from './proxy-peer.js';
 
 const BALANCE: Record<string, string> = {
   roundrobin: 'roundrobin',
@@ -18,19 +15,12 @@ const BALANCE: Record<string, string> = {
 export const haproxy: ProxyPeer = {
   name: 'HAProxy',
   policies: Object.keys(BALANCE),
-  probe() {
-    const version = commandVersion('haproxy', ['-v']);
-    return version
-      ? { version: version.replace(/^HAProxy version (\S+).*$/, '$1') }
-      : { absent: 'not installed: apt-get install -y haproxy' };
-  },
-  async start(upstreams, policy) {
-    const dir = mkdtempSync(join(tmpdir(), 'switchyard-haproxy-'));
-    const port = await freePort();
-    const config = join(dir, 'haproxy.cfg');
-    writeFileSync(
-      config,
-      `global
+  probe: () => probeInstalled('haproxy', (line) => line.replace(/^HAProxy version (\S+).*$/, '$1')),
+  start: (upstreams, policy) =>
+    startConfigured({
+      command: 'haproxy',
+      configFile: 'haproxy.cfg',
+      config: (port) => `global
   nbthread 1
   maxconn 8000
 
@@ -48,15 +38,6 @@ backend backends
   balance ${BALANCE[policy] ?? 'roundrobin'}
 ${upstreams.map((address, i) => `  server b${i} ${address} proto h2`).join('\n')}
 `,
-    );
-    const running = await spawnListening('haproxy', ['-db', '-f', config], port);
-    return {
-      ...running,
-      target: `127.0.0.1:${port}`,
-      async stop() {
-        await running.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
+      args: (config) => ['-db', '-f', config],
+    }),
 };

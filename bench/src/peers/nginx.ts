@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, spawnListening } from '../processes.js';
-import { commandVersion, type ProxyPeer } from './proxy-peer.js';
+import { probeInstalled, startConfigured } from './configured-proxy.js';
+import type { ProxyPeer } from './proxy-peer.js';
 
 const UPSTREAM_POLICY: Record<string, string> = {
   'round-robin': '',
@@ -19,19 +16,12 @@ const UPSTREAM_POLICY: Record<string, string> = {
 export const nginx: ProxyPeer = {
   name: 'nginx',
   policies: Object.keys(UPSTREAM_POLICY),
-  probe() {
-    const version = commandVersion('nginx', ['-v']);
-    return version
-      ? { version: version.replace(/^nginx version: /, '') }
-      : { absent: 'not installed: apt-get install -y nginx' };
-  },
-  async start(upstreams, policy) {
-    const dir = mkdtempSync(join(tmpdir(), 'switchyard-nginx-'));
-    const port = await freePort();
-    const config = join(dir, 'nginx.conf');
-    writeFileSync(
-      config,
-      `daemon off;
+  probe: () => probeInstalled('nginx', (line) => line.replace(/^nginx version: /, '')),
+  start: (upstreams, policy) =>
+    startConfigured({
+      command: 'nginx',
+      configFile: 'nginx.conf',
+      config: (port, dir) => `daemon off;
 master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -58,20 +48,7 @@ ${upstreams.map((address) => `    server ${address};`).join('\n')}
   }
 }
 `,
-    );
-    // -e: the error log before the config is read, which would otherwise go to /var/log/nginx.
-    const running = await spawnListening(
-      'nginx',
-      ['-p', dir, '-c', config, '-e', `${dir}/error.log`],
-      port,
-    );
-    return {
-      ...running,
-      target: `127.0.0.1:${port}`,
-      async stop() {
-        await running.stop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
+      // -e: the error log before the config is read, which would otherwise go to /var/log/nginx.
+      args: (config, dir) => ['-p', dir, '-c', config, '-e', `${dir}/error.log`],
+    }),
 };
