@@ -1,27 +1,22 @@
 import { constants, type IncomingHttpHeaders } from 'node:http2';
 import { parseGrpcTimeout } from '@switchyard/core';
-import { TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
 import { ClientError, createClient, createClientFactory, Metadata, Status } from 'nice-grpc';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type DeadlineClientOptions, deadlineClientMiddleware } from '../src/index.js';
-import {
-  channelTo,
-  cleanupAfterEach,
-  deadlineClient,
-  observedDeadline,
-  startDeadlineServer,
-} from './servers.js';
+import { channelTo, deadlineClient, observedDeadline, startDeadlineServer } from './servers.js';
 import { startWireServer } from './wire.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 function clientFor(address: string, options?: DeadlineClientOptions) {
-  return deadlineClient(defer, address, options && deadlineClientMiddleware(options));
+  return deadlineClient(cleanup, address, options && deadlineClientMiddleware(options));
 }
 
 async function wireServer(answer: boolean) {
   const server = await startWireServer({ answer });
-  defer(server.stop);
+  cleanup.defer(server.stop);
   return server;
 }
 
@@ -123,7 +118,7 @@ describe('defaults and cap', () => {
     const client = clientFor(server.address, options);
     const other = createClientFactory()
       .use(deadlineClientMiddleware(options))
-      .create(Other, channelTo(defer, server.address));
+      .create(Other, channelTo(cleanup, server.address));
     await client.unary({});
     for await (const _ of client.serverStream({})) {
     }
@@ -171,8 +166,8 @@ describe('very long deadlines', () => {
   it('grpc-js servers misread a grpc-timeout of 2^31 ms or more as already past', async () => {
     // Why the client caps what it sends: grpc-js computes (value * unit) | 0.
     const server = await startDeadlineServer();
-    defer(server.stop);
-    const plain = createClient(TestServiceDefinition, channelTo(defer, server.address));
+    cleanup.defer(server.stop);
+    const plain = createClient(TestServiceDefinition, channelTo(cleanup, server.address));
     const start = Date.now();
     const error = await failure(
       plain.unary({ delayMs: 1_000 }, { metadata: Metadata({ 'grpc-timeout': '720H' }) }),
@@ -185,7 +180,7 @@ describe('very long deadlines', () => {
     const server = await startDeadlineServer({
       unary: async (_, context) => ({ metadata: observedDeadline(context) }),
     });
-    defer(server.stop);
+    cleanup.defer(server.stop);
     const wire = await wireServer(true);
     const response = await clientFor(server.address).unary({}, { deadline: THIRTY_DAYS });
     expect(Number(response.metadata.timeoutMs)).toBeLessThanOrEqual(2_147_483_000);

@@ -1,10 +1,10 @@
 import { constants } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CleanupSteps } from '@switchyard/testing';
 import { ClientError, Status } from 'nice-grpc';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type DeadlineClientOptions, deadlineClientMiddleware } from '../src/index.js';
 import {
-  cleanupAfterEach,
   type DeadlineImplementation,
   deadlineClient,
   observedDeadline,
@@ -14,15 +14,16 @@ import { startWireServer } from './wire.js';
 
 const UNARY = '/switchyard.testing.v1.TestService/Unary';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 function clientFor(address: string, options: DeadlineClientOptions = {}) {
-  return deadlineClient(defer, address, deadlineClientMiddleware(options));
+  return deadlineClient(cleanup, address, deadlineClientMiddleware(options));
 }
 
 async function start(implementation: DeadlineImplementation) {
   const server = await startDeadlineServer(implementation);
-  defer(server.stop);
+  cleanup.defer(server.stop);
   return server;
 }
 
@@ -80,7 +81,7 @@ describe('a call made while serving an inbound call', () => {
 
   it('is cancelled when the inherited deadline passes, before the inbound call expires', async () => {
     const hung = await startWireServer({ answer: false });
-    defer(hung.stop);
+    cleanup.defer(hung.stop);
     const toC = clientFor(hung.address, { propagationOffset: 500 });
     const b = await start({ unary: () => toC.unary({}) });
     const start_ = Date.now();
@@ -103,7 +104,7 @@ describe('a call made while serving an inbound call', () => {
 
   it('fails at once, without reaching the server, once the inherited deadline has passed', async () => {
     const wire = await startWireServer({ answer: true });
-    defer(wire.stop);
+    cleanup.defer(wire.stop);
     const toC = clientFor(wire.address, { propagationOffset: 900 });
     const b = await start({
       unary: async () => {
@@ -120,8 +121,8 @@ describe('a call made while serving an inbound call', () => {
 
   it('passes through untouched outside a handler and without deadlines', async () => {
     const wire = await startWireServer({ answer: true });
-    defer(wire.stop);
-    const client = deadlineClient(defer, wire.address);
+    cleanup.defer(wire.stop);
+    const client = deadlineClient(cleanup, wire.address);
     await client.unary({});
     expect(wire.received[0]?.headers['grpc-timeout']).toBeUndefined();
   });

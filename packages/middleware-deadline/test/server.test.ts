@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestServiceImpl, TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps, createTestServiceImpl, TestServiceDefinition } from '@switchyard/testing';
 import {
   ClientError,
   createClient,
@@ -13,7 +13,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deadlineMiddleware, deadlineServerMiddleware } from '../src/index.js';
 import {
   channelTo,
-  cleanupAfterEach,
   type DeadlineImplementation,
   deadlineClient,
   observedDeadline,
@@ -21,15 +20,16 @@ import {
 } from './servers.js';
 import { startWireServer } from './wire.js';
 
-afterEach(() => {
+const cleanup = new CleanupSteps();
+afterEach(async () => {
+  await cleanup.run();
   vi.restoreAllMocks();
 });
-const defer = cleanupAfterEach();
 
 async function serve(implementation: DeadlineImplementation) {
   const server = await startDeadlineServer(implementation);
-  defer(server.stop);
-  const channel = channelTo(defer, server.address);
+  cleanup.defer(server.stop);
+  const channel = channelTo(cleanup, server.address);
   return {
     client: createClientFactory().use(deadlineMiddleware).create(TestServiceDefinition, channel),
     // No deadline middleware: the grpc-timeout header is all the server gets, and the client
@@ -147,8 +147,8 @@ describe('misconfiguration and errors', () => {
     const server = createServer().use(deadlineServerMiddleware);
     server.add(TestServiceDefinition, createTestServiceImpl({ backend: 'unconfigured' }));
     const port = await server.listen('127.0.0.1:0');
-    defer(() => server.forceShutdown());
-    const client = createClient(TestServiceDefinition, channelTo(defer, `127.0.0.1:${port}`));
+    cleanup.defer(() => server.forceShutdown());
+    const client = createClient(TestServiceDefinition, channelTo(cleanup, `127.0.0.1:${port}`));
     for (let i = 0; i < 2; i++) {
       await expect(client.unary({})).rejects.toMatchObject({
         code: Status.INTERNAL,
@@ -161,8 +161,8 @@ describe('misconfiguration and errors', () => {
 
   it('answers DEADLINE_EXCEEDED, not UNKNOWN, when a call the handler made ran out of time', async () => {
     const hung = await startWireServer({ answer: false });
-    defer(hung.stop);
-    const downstream = deadlineClient(defer, hung.address);
+    cleanup.defer(hung.stop);
+    const downstream = deadlineClient(cleanup, hung.address);
     const { client } = await serve({
       unary: () => downstream.unary({}, { deadline: 50 }),
     });

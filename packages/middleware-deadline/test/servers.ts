@@ -1,12 +1,13 @@
 import { withInboundCall } from '@switchyard/core';
 import {
+  type CleanupSteps,
   createTestServiceImpl,
   TestServiceDefinition,
   type TestServiceImplementation,
 } from '@switchyard/testing';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import type { CallContext, ClientMiddleware } from 'nice-grpc-common';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import {
   type DeadlineCallContextExt,
   type DeadlineOptions,
@@ -56,34 +57,20 @@ export function deadlineServerPerFile(implementation: DeadlineImplementation = {
   return () => channel;
 }
 
-/** Runs `step` after the running test; steps run last first, each awaited. */
-export type Defer = (step: () => unknown) => void;
-
-/** Registers, in the calling test file, an `afterEach` that runs what its tests deferred. */
-export function cleanupAfterEach(): Defer {
-  const steps: (() => unknown)[] = [];
-  afterEach(async () => {
-    for (const step of steps.splice(0).reverse()) await step();
-  });
-  return (step) => {
-    steps.push(step);
-  };
-}
-
 /** A channel to `address`, closed after the test. */
-export function channelTo(defer: Defer, address: string) {
+export function channelTo(cleanup: CleanupSteps, address: string) {
   const channel = createChannel(address);
-  defer(() => channel.close());
+  cleanup.defer(() => channel.close());
   return channel;
 }
 
 /** A TestService client of `address` through `middleware`; its channel is closed after the test. */
 export function deadlineClient(
-  defer: Defer,
+  cleanup: CleanupSteps,
   address: string,
   middleware: ClientMiddleware<DeadlineOptions> = deadlineMiddleware,
 ) {
   return createClientFactory()
     .use(middleware)
-    .create(TestServiceDefinition, channelTo(defer, address));
+    .create(TestServiceDefinition, channelTo(cleanup, address));
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:http2';
 import type { MetricFamily } from '@switchyard/testing';
 import {
+  CleanupSteps,
   createTestClient,
   type RunningTestServer,
   startServer,
@@ -11,14 +12,15 @@ import {
 } from '@switchyard/testing';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { Status } from 'nice-grpc-common';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
-import { cleanupAfterEach } from './harness.js';
+import { scrapedMeter } from './harness.js';
 
 const CALLS = 10_000;
 const CONCURRENCY = 64;
 
-const { defer, meter } = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /** Runs `task(i)` for i in [0, count) with at most CONCURRENCY running. */
 async function runBounded(count: number, task: (i: number) => Promise<void>): Promise<void> {
@@ -42,19 +44,19 @@ function seriesCount(families: Map<string, MetricFamily>): number {
 
 describe('10,000 calls to random unknown methods', () => {
   it('on the server: grpc-js answers UNIMPLEMENTED before any middleware runs, so no series appear', async () => {
-    const scraped = await meter();
+    const scraped = await scrapedMeter(cleanup);
     const server: RunningTestServer = await startServer({
       middleware: [metricsServerMiddleware({ meterProvider: scraped.meterProvider })],
     });
-    defer(() => server.stop());
+    cleanup.defer(() => server.stop());
     const client = createTestClient(server.address);
-    defer(() => client.close());
+    cleanup.defer(() => client.close());
     await client.client.unary({ payload: 'known' });
     const before = await scraped.scrape();
 
     // A raw HTTP/2 client can name any path; nice-grpc's clients can only call their definition's.
     const session = connect(`http://${server.address}`);
-    defer(() => session.close());
+    cleanup.defer(() => session.close());
     const statuses = new Map<string, number>();
     await runBounded(CALLS, async () => {
       const stream = session.request({
@@ -89,10 +91,10 @@ describe('10,000 calls to random unknown methods', () => {
   });
 
   it('on the client: arbitrary method names collapse to _OTHER, or stop at maxMethods without services', async () => {
-    const strict = await meter();
-    const learning = await meter();
+    const strict = await scrapedMeter(cleanup);
+    const learning = await scrapedMeter(cleanup);
     const server = await startServer();
-    defer(() => server.stop());
+    cleanup.defer(() => server.stop());
     // A client whose definition has 10,000 methods the server does not serve, as a generic
     // client (a proxy, a reflection-driven tool) would build at run time.
     const definition = Object.fromEntries(
@@ -111,13 +113,13 @@ describe('10,000 calls to random unknown methods', () => {
       ]),
     );
     const channel = createChannel(server.address);
-    defer(() => channel.close());
+    cleanup.defer(() => channel.close());
     const warnings: string[] = [];
     const onWarning = (warning: Error & { code?: string }) => {
       if (warning.code === 'SWITCHYARD_METHOD_CARDINALITY') warnings.push(warning.message);
     };
     process.on('warning', onWarning);
-    defer(() => process.off('warning', onWarning));
+    cleanup.defer(() => process.off('warning', onWarning));
     const client = createClientFactory()
       .use(
         metricsClientMiddleware({

@@ -6,6 +6,7 @@ import {
 } from '@switchyard/core';
 import { createRetryBudget, createRetryMiddleware } from '@switchyard/middleware-retry';
 import {
+  CleanupSteps,
   createTestClient,
   createTestServiceImpl,
   seriesWith,
@@ -14,25 +15,26 @@ import {
 } from '@switchyard/testing';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { ServerError } from 'nice-grpc-common';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
-import { cleanupAfterEach } from './harness.js';
+import { scrapedMeter } from './harness.js';
 
 const UNARY = '/switchyard.testing.v1.TestService/Unary';
 
-const { defer, meter } = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 describe('events from other middleware', () => {
   it('counts retries, hedges and budget refusals by method, kind and status', async () => {
-    const { meterProvider, scrape } = await meter();
+    const { meterProvider, scrape } = await scrapedMeter(cleanup);
     metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] });
     // The retry middleware names the method by path; a path no client here calls is _OTHER.
     const server = await startServer();
-    defer(() => server.stop());
+    cleanup.defer(() => server.stop());
     const client = createTestClient(server.address, {
       middleware: [metricsClientMiddleware({ meterProvider, services: [TestServiceDefinition] })],
     });
-    defer(() => client.close());
+    cleanup.defer(() => client.close());
     await client.client.unary({});
     const unavailable = Status.UNAVAILABLE;
     retryAttemptChannel.publish({
@@ -86,13 +88,13 @@ describe('events from other middleware', () => {
   });
 
   it('counts authorization decisions by method and decision, never by identity', async () => {
-    const { meterProvider, scrape } = await meter();
+    const { meterProvider, scrape } = await scrapedMeter(cleanup);
     const server = await startServer({
       middleware: [metricsServerMiddleware({ meterProvider, naming: 'go-grpc-prometheus' })],
     });
-    defer(() => server.stop());
+    cleanup.defer(() => server.stop());
     const client = createTestClient(server.address);
-    defer(() => client.close());
+    cleanup.defer(() => client.close());
     await client.client.unary({});
     for (const decision of ['allow', 'allow', 'deny'] as const) {
       authorizationDecisionChannel.publish({ method: UNARY, decision, identity: 'spiffe://x/y' });
@@ -117,14 +119,14 @@ describe('events from other middleware', () => {
 
 describe('middleware sharing a meter', () => {
   it('add up in one series per method instead of overwriting each other', async () => {
-    const { meterProvider, scrape } = await meter();
+    const { meterProvider, scrape } = await scrapedMeter(cleanup);
     const servers = await Promise.all(
       [0, 1].map(() => startServer({ middleware: [metricsServerMiddleware({ meterProvider })] })),
     );
     for (const server of servers) {
-      defer(() => server.stop());
+      cleanup.defer(() => server.stop());
       const client = createTestClient(server.address);
-      defer(() => client.close());
+      cleanup.defer(() => client.close());
       await client.client.unary({});
       await client.client.unary({});
     }
@@ -138,7 +140,7 @@ describe('middleware sharing a meter', () => {
 
 describe('with middleware-retry', () => {
   it('counts the retries it makes and the ones its budget refuses, end to end', async () => {
-    const { meterProvider, scrape } = await meter();
+    const { meterProvider, scrape } = await scrapedMeter(cleanup);
     let failures = 0;
     const server = await startServer({
       implementation: (backend) => ({
@@ -152,11 +154,11 @@ describe('with middleware-retry', () => {
         },
       }),
     });
-    defer(() => server.stop());
+    cleanup.defer(() => server.stop());
     // No reserve and no ratio: the budget allows no retry at all once the first is spent.
     const budget = createRetryBudget({ minRetriesPerSecond: 0, retryRatio: 0 });
     const channel = createChannel(server.address);
-    defer(() => channel.close());
+    cleanup.defer(() => channel.close());
     // On a client factory the last `use` runs first: metrics see the call as the app does.
     const client = createClientFactory()
       .use(createRetryMiddleware({ random: () => 0 }))

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
+  CleanupSteps,
   createTestClient,
   type MetricFamily,
   parsePrometheusText,
@@ -51,31 +52,11 @@ export async function startScrapedMeter(): Promise<ScrapedMeter> {
   };
 }
 
-/** Cleanup of the running test, from {@link cleanupAfterEach}. */
-export interface TestCleanup {
-  /** Runs `step` after the test; steps run last first, each awaited. */
-  defer(step: () => unknown): void;
-  /** A scraped meter, closed after the test. */
-  meter(): Promise<ScrapedMeter>;
-}
-
-/** Registers, in the calling test file, an `afterEach` that runs what its tests deferred. */
-export function cleanupAfterEach(): TestCleanup {
-  const steps: (() => unknown)[] = [];
-  afterEach(async () => {
-    for (const step of steps.splice(0).reverse()) await step();
-  });
-  const defer = (step: () => unknown) => {
-    steps.push(step);
-  };
-  return {
-    defer,
-    async meter() {
-      const scraped = await startScrapedMeter();
-      defer(() => scraped.close());
-      return scraped;
-    },
-  };
+/** A scraped meter, closed by `cleanup`. */
+export async function scrapedMeter(cleanup: CleanupSteps): Promise<ScrapedMeter> {
+  const scraped = await startScrapedMeter();
+  cleanup.defer(() => scraped.close());
+  return scraped;
 }
 
 /** How {@link MeasuredCalls.start} sets up its server and client. */
@@ -100,10 +81,11 @@ export interface MeasuredCalls {
 
 /** Registers, in the calling test file, a meter per test and the cleanup of what it measured. */
 export function measuredCallsPerTest(): MeasuredCalls {
-  const { defer, meter } = cleanupAfterEach();
+  const cleanup = new CleanupSteps();
+  afterEach(() => cleanup.run());
   let current: ScrapedMeter;
   beforeEach(async () => {
-    current = await meter();
+    current = await scrapedMeter(cleanup);
   });
   return {
     get meter() {
@@ -115,7 +97,7 @@ export function measuredCallsPerTest(): MeasuredCalls {
         ...serverSetup,
         middleware: [metricsServerMiddleware({ ...metrics, meterProvider })],
       });
-      defer(() => server.stop());
+      cleanup.defer(() => server.stop());
       const client = createTestClient(server.address, {
         middleware: [
           metricsClientMiddleware({
@@ -125,7 +107,7 @@ export function measuredCallsPerTest(): MeasuredCalls {
           }),
         ],
       });
-      defer(() => client.close());
+      cleanup.defer(() => client.close());
       return { server, client: client.client };
     },
   };

@@ -1,4 +1,4 @@
-import type { TestRequest } from '@switchyard/testing';
+import { CleanupSteps, type TestRequest } from '@switchyard/testing';
 import {
   type CallContext,
   ClientError,
@@ -6,10 +6,11 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { expect, test } from 'vitest';
-import { cleanupAfterEach, retryingClient } from './support.js';
+import { afterEach, expect, test } from 'vitest';
+import { retryingClient } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /**
  * A Bidi server whose n-th call fails with UNAVAILABLE on receiving request number
@@ -36,7 +37,7 @@ async function bidiServer(failOn: (n: number) => number | undefined, { silent = 
     }
     return yield* call.next(watched(call.request as AsyncIterable<Request>), context);
   }
-  const client = await retryingClient(defer, middleware);
+  const client = await retryingClient(cleanup, middleware);
   return { client, received };
 }
 

@@ -1,4 +1,4 @@
-import type { TestRequest } from '@switchyard/testing';
+import { CleanupSteps, type TestRequest } from '@switchyard/testing';
 import {
   type CallContext,
   ClientError,
@@ -6,10 +6,11 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { expect, test } from 'vitest';
-import { cleanupAfterEach, retryingClient } from './support.js';
+import { afterEach, expect, test } from 'vitest';
+import { retryingClient } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /**
  * A server that records the payloads each call received and fails the n-th call with `code`
@@ -41,7 +42,7 @@ async function recordingServer(
       context,
     );
   }
-  const client = await retryingClient(defer, middleware);
+  const client = await retryingClient(cleanup, middleware);
   return { client, received };
 }
 

@@ -1,18 +1,19 @@
-import { TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
 import { createClientFactory } from 'nice-grpc';
 import {
   type RetryOptions as NiceGrpcRetryOptions,
   retryMiddleware as niceGrpcRetryMiddleware,
 } from 'nice-grpc-client-middleware-retry';
 import { ClientError, type ClientMiddleware, Status } from 'nice-grpc-common';
-import { expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { createRetryMiddleware } from '../src/index.js';
-import { cleanupAfterEach, failFirst, servedAttempts, serverAndChannel } from './support.js';
+import { failFirst, servedAttempts, serverAndChannel } from './support.js';
 
 // Side by side with nice-grpc-client-middleware-retry: the same call options, typed as its
 // RetryOptions, give the same attempts, hook calls and errors.
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 const implementations: [string, ClientMiddleware<NiceGrpcRetryOptions>][] = [
   ['nice-grpc-client-middleware-retry', niceGrpcRetryMiddleware],
@@ -25,7 +26,7 @@ async function run(
   options: NiceGrpcRetryOptions,
 ) {
   const { middleware: recorder, attempts } = servedAttempts(failFirst(failures));
-  const { channel } = await serverAndChannel(defer, { middleware: [recorder] });
+  const { channel } = await serverAndChannel(cleanup, { middleware: [recorder] });
   const client = createClientFactory().use(middleware).create(TestServiceDefinition, channel);
   const hookCalls: [number, Status][] = [];
   const outcome = await client

@@ -1,21 +1,16 @@
 import { type CallScope, runInCallScope } from '@switchyard/core';
 import { deadlineMiddleware as switchyardDeadlineMiddleware } from '@switchyard/middleware-deadline';
-import { TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
 import { createClientFactory } from 'nice-grpc';
 import { deadlineMiddleware as niceGrpcDeadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { type ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
-import { expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { createRetryMiddleware } from '../src/index.js';
-import {
-  attemptStarts,
-  cleanupAfterEach,
-  failFirst,
-  servedAttempts,
-  serverAndChannel,
-} from './support.js';
+import { attemptStarts, failFirst, servedAttempts, serverAndChannel } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 const deadlineMiddlewares = [
   ['nice-grpc-client-middleware-deadline', niceGrpcDeadlineMiddleware],
@@ -33,7 +28,7 @@ const alwaysRetry = {
 
 async function channelTo(decide: Parameters<typeof servedAttempts>[0]) {
   const { middleware, attempts } = servedAttempts(decide);
-  const { channel } = await serverAndChannel(defer, { middleware: [middleware] });
+  const { channel } = await serverAndChannel(cleanup, { middleware: [middleware] });
   return { channel, attempts };
 }
 
@@ -118,7 +113,7 @@ test('the deadline of the inbound call being served bounds the retries of the ca
 test('the last attempt gets what is left of the deadline, not a fresh relative one', async () => {
   // Attempt 1 fails after 100 ms; attempt 2 would hang for 5 s.
   const { middleware, attempts } = servedAttempts();
-  const { channel } = await serverAndChannel(defer, {
+  const { channel } = await serverAndChannel(cleanup, {
     middleware: [middleware],
     implementation: () => ({
       unary: async (_request, context) => {

@@ -1,13 +1,18 @@
 import { type RetryAttemptEvent, retryAttemptChannel } from '@switchyard/core';
-import { createTestServiceImpl, startServers, TestServiceDefinition } from '@switchyard/testing';
+import {
+  CleanupSteps,
+  createTestServiceImpl,
+  startServers,
+  TestServiceDefinition,
+} from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { type CallContext, ClientError, ServerError, Status } from 'nice-grpc-common';
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { createRetryBudget, createRetryMiddleware, type RetryEvent } from '../src/index.js';
-import { cleanupAfterEach } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /** What a server saw of one call. */
 interface ServedCall {
@@ -57,7 +62,7 @@ async function hedgeServers(
       };
     },
   });
-  defer(() => servers.forceStop());
+  cleanup.defer(() => servers.forceStop());
   return { servers, calls };
 }
 
@@ -71,7 +76,7 @@ function hedgingClient(
   const channel = createChannel(target, undefined, {
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
   });
-  defer(() => channel.close());
+  cleanup.defer(() => channel.close());
   return createClientFactory()
     .use(middleware)
     .create(TestServiceDefinition, channel, { unary: defaults, serverStream: defaults });
@@ -236,7 +241,7 @@ describe('hedging', () => {
     const published: RetryAttemptEvent[] = [];
     const listener = (event: unknown) => published.push(event as RetryAttemptEvent);
     retryAttemptChannel.subscribe(listener);
-    defer(() => retryAttemptChannel.unsubscribe(listener));
+    cleanup.defer(() => retryAttemptChannel.unsubscribe(listener));
     await client.unary({});
     expect(calls).toHaveLength(1);
     expect(published).toEqual([]);

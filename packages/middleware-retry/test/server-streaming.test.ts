@@ -1,3 +1,4 @@
+import { CleanupSteps } from '@switchyard/testing';
 import {
   type CallContext,
   ClientError,
@@ -5,10 +6,11 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { expect, test } from 'vitest';
-import { cleanupAfterEach, retryingClient } from './support.js';
+import { afterEach, expect, test } from 'vitest';
+import { retryingClient } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /**
  * A server whose n-th call sends `messagesBeforeFailure(n)` messages, then fails with
@@ -30,7 +32,7 @@ async function streamingServer(messagesBeforeFailure: (n: number) => number | un
     }
     throw new ServerError(Status.UNAVAILABLE, `failed after ${sent} messages`);
   }
-  const client = await retryingClient(defer, middleware);
+  const client = await retryingClient(cleanup, middleware);
   return { client, calls: () => calls };
 }
 

@@ -1,11 +1,12 @@
 import { retryBudgetExhaustedChannel } from '@switchyard/core';
-import { TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
 import { createClientFactory } from 'nice-grpc';
-import { expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { createRetryBudget, createRetryMiddleware } from '../src/index.js';
-import { cleanupAfterEach, failFirst, servedAttempts, serverAndChannel } from './support.js';
+import { failFirst, servedAttempts, serverAndChannel } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing backend make ≤ calls × (1 + ratio) + minPerSecond × window attempts', async () => {
   const calls = 2000;
@@ -15,7 +16,7 @@ test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing back
   const windowSeconds = 10;
 
   const { middleware, attempts } = servedAttempts(failFirst(Number.POSITIVE_INFINITY));
-  const { channel } = await serverAndChannel(defer, { middleware: [middleware] });
+  const { channel } = await serverAndChannel(cleanup, { middleware: [middleware] });
   const budget = createRetryBudget({
     retryRatio: ratio,
     minRetriesPerSecond: minPerSecond,
@@ -31,7 +32,7 @@ test('storm bound: 2,000 calls from 50 concurrent callers to a 100% failing back
   let refusals = 0;
   const countRefusal = () => refusals++;
   retryBudgetExhaustedChannel.subscribe(countRefusal);
-  defer(() => retryBudgetExhaustedChannel.unsubscribe(countRefusal));
+  cleanup.defer(() => retryBudgetExhaustedChannel.unsubscribe(countRefusal));
 
   let next = 0;
   let failed = 0;

@@ -2,6 +2,7 @@ import http2 from 'node:http2';
 import { createServer as createNetServer } from 'node:net';
 import { encodeMessage } from '@switchyard/core';
 import {
+  type CleanupSteps,
   type StartServerOptions,
   startServer,
   TestResponse,
@@ -16,38 +17,23 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { afterEach } from 'vitest';
 import { retryMiddleware } from '../src/index.js';
-
-/** Runs `step` after the running test; steps run last first, each awaited. */
-export type Defer = (step: () => unknown) => void;
-
-/** Registers, in the calling test file, an `afterEach` that runs what its tests deferred. */
-export function cleanupAfterEach(): Defer {
-  const steps: (() => unknown)[] = [];
-  afterEach(async () => {
-    for (const step of steps.splice(0).reverse()) await step();
-  });
-  return (step) => {
-    steps.push(step);
-  };
-}
 
 /**
  * A TestService server on 127.0.0.1 and a channel to it, both closed after the test; the
  * server forcibly, since a test may leave calls hanging.
  */
-export async function serverAndChannel(defer: Defer, options: StartServerOptions) {
+export async function serverAndChannel(cleanup: CleanupSteps, options: StartServerOptions) {
   const server = await startServer(options);
-  defer(() => server.forceStop());
+  cleanup.defer(() => server.forceStop());
   const channel = createChannel(server.address);
-  defer(() => channel.close());
+  cleanup.defer(() => channel.close());
   return { server, channel };
 }
 
 /** A client retrying through `retryMiddleware`, calling a TestService server with `middleware`. */
-export async function retryingClient(defer: Defer, middleware: ServerMiddleware) {
-  const { channel } = await serverAndChannel(defer, { middleware: [middleware] });
+export async function retryingClient(cleanup: CleanupSteps, middleware: ServerMiddleware) {
+  const { channel } = await serverAndChannel(cleanup, { middleware: [middleware] });
   return createClientFactory().use(retryMiddleware).create(TestServiceDefinition, channel);
 }
 

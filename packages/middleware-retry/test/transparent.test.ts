@@ -1,23 +1,23 @@
-import { createTestServiceImpl, startServer, TestServiceDefinition } from '@switchyard/testing';
+import {
+  CleanupSteps,
+  createTestServiceImpl,
+  startServer,
+  TestServiceDefinition,
+} from '@switchyard/testing';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import { ClientError, ServerError, Status } from 'nice-grpc-common';
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { createRetryMiddleware, type RetryEvent } from '../src/index.js';
-import {
-  cleanupAfterEach,
-  closedPort,
-  type RawStreamAction,
-  servedAttempts,
-  startRawGrpcServer,
-} from './support.js';
+import { closedPort, type RawStreamAction, servedAttempts, startRawGrpcServer } from './support.js';
 
 // The test service's methods are not declared idempotent, so every retry below is transparent.
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 function client(address: string, channelOptions: Record<string, unknown> = {}, random = () => 0) {
   const channel = createChannel(address, undefined, channelOptions);
-  defer(() => channel.close());
+  cleanup.defer(() => channel.close());
   return createClientFactory()
     .use(createRetryMiddleware({ random }))
     .create(TestServiceDefinition, channel);
@@ -25,7 +25,7 @@ function client(address: string, channelOptions: Record<string, unknown> = {}, r
 
 async function rawServer(act: (n: number) => RawStreamAction) {
   const server = await startRawGrpcServer(act);
-  defer(() => server.close());
+  cleanup.defer(() => server.close());
   return server;
 }
 
@@ -34,7 +34,7 @@ describe('transparent retry: failures that prove the server never processed the 
     const port = await closedPort();
     const server = createServer();
     server.add(TestServiceDefinition, createTestServiceImpl({ backend: 'late' }));
-    defer(() => server.forceShutdown());
+    cleanup.defer(() => server.forceShutdown());
     const events: RetryEvent[] = [];
     const response = await client(
       `127.0.0.1:${port}`,
@@ -121,7 +121,7 @@ describe('transparent retry: failures that prove the server never processed the 
       throw new ServerError(Status.UNAVAILABLE, 'Stream refused by server');
     });
     const server = await startServer({ middleware: [middleware] });
-    defer(() => server.forceStop());
+    cleanup.defer(() => server.forceStop());
     const error = await client(server.address)
       .unary({}, { retryMaxAttempts: 3 })
       .catch((e: unknown) => e);

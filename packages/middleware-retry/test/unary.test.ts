@@ -4,31 +4,37 @@ import {
   retryAttemptChannel,
   retryBudgetExhaustedChannel,
 } from '@switchyard/core';
-import { type RunningTestServer, startServer, TestServiceDefinition } from '@switchyard/testing';
+import {
+  CleanupSteps,
+  type RunningTestServer,
+  startServer,
+  TestServiceDefinition,
+} from '@switchyard/testing';
 import { AbortError } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import {
   createRetryBudget,
   createRetryMiddleware,
   type RetryEvent,
   retryMiddleware,
 } from '../src/index.js';
-import { cleanupAfterEach, failFirst, servedAttempts, startRawGrpcServer } from './support.js';
+import { failFirst, servedAttempts, startRawGrpcServer } from './support.js';
 
-const defer = cleanupAfterEach();
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 async function flakyServer(decide?: Parameters<typeof servedAttempts>[0]) {
   const recorder = servedAttempts(decide);
   const server = await startServer({ middleware: [recorder.middleware] });
-  defer(() => server.forceStop());
+  cleanup.defer(() => server.forceStop());
   return { server, attempts: recorder.attempts };
 }
 
 function clientFor(server: Pick<RunningTestServer, 'address'>, middleware = retryMiddleware) {
   const channel = createChannel(server.address);
-  defer(() => channel.close());
+  cleanup.defer(() => channel.close());
   return createClientFactory().use(middleware).create(TestServiceDefinition, channel);
 }
 
@@ -72,7 +78,7 @@ describe('flaky server', () => {
   test('a method declared IDEMPOTENT in the proto is retried without `retry: true`', async () => {
     const { server, attempts } = await flakyServer(failFirst(2));
     const channel = createChannel(server.address);
-    defer(() => channel.close());
+    cleanup.defer(() => channel.close());
     const client = createClientFactory()
       .use(retryMiddleware)
       .create(IdempotentTestService, channel);
@@ -93,9 +99,9 @@ describe('flaky server', () => {
 
   test('a non-idempotent method whose connection drops mid-call is not retried: the server may have acted', async () => {
     const raw = await startRawGrpcServer(() => 'drop');
-    defer(() => raw.close());
+    cleanup.defer(() => raw.close());
     const channel = createChannel(raw.address, undefined, { 'grpc.enable_retries': 0 });
-    defer(() => channel.close());
+    cleanup.defer(() => channel.close());
     const client = createClientFactory()
       .use(retryMiddleware)
       .create(TestServiceDefinition, channel);
@@ -234,7 +240,7 @@ describe('attempts are visible', () => {
     const published: RetryAttemptEvent[] = [];
     const listener = (event: unknown) => published.push(event as RetryAttemptEvent);
     retryAttemptChannel.subscribe(listener);
-    defer(() => retryAttemptChannel.unsubscribe(listener));
+    cleanup.defer(() => retryAttemptChannel.unsubscribe(listener));
     const hooked: RetryEvent[] = [];
     const legacy: number[] = [];
     await client.unary(
@@ -286,7 +292,7 @@ describe('retry budget', () => {
     const refused: RetryBudgetExhaustedEvent[] = [];
     const listener = (event: unknown) => refused.push(event as RetryBudgetExhaustedEvent);
     retryBudgetExhaustedChannel.subscribe(listener);
-    defer(() => retryBudgetExhaustedChannel.unsubscribe(listener));
+    cleanup.defer(() => retryBudgetExhaustedChannel.unsubscribe(listener));
 
     const started = Date.now();
     const error = await failure(

@@ -4,6 +4,7 @@ export {
   type TestCall,
   type TestMethod,
 } from './call.js';
+export { CleanupSteps } from './cleanup.js';
 export {
   createTestClient,
   type TestClient,
