@@ -26,6 +26,23 @@ function frame(
   return Buffer.concat([header, payload]);
 }
 
+/** HEADERS opening a call to `path` on stream `id`; END_HEADERS without END_STREAM: it stays open. */
+function openCall(encoder: HpackEncoder, id: number, path: string): Buffer {
+  const headers = new HeaderBlock([
+    ':method',
+    'POST',
+    ':scheme',
+    'http',
+    ':path',
+    path,
+    ':authority',
+    'x',
+    'content-type',
+    'application/grpc',
+  ]);
+  return frame(1, 0x4, id, Buffer.from(encoder.encode(headers)));
+}
+
 /** Sends raw bytes after the preface and an empty SETTINGS; returns the frames received. */
 function rawSession(
   address: string,
@@ -229,29 +246,10 @@ describe("the upstream's SETTINGS_MAX_CONCURRENT_STREAMS", () => {
 describe('stream limits', () => {
   it('refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS with REFUSED_STREAM', async () => {
     const encoder = new HpackEncoder();
-    const request = (id: number) =>
-      frame(
-        1,
-        0x4, // END_HEADERS, no END_STREAM: the calls stay open
-        id,
-        Buffer.from(
-          encoder.encode(
-            new HeaderBlock([
-              ':method',
-              'POST',
-              ':scheme',
-              'http',
-              ':path',
-              '/a/b',
-              ':authority',
-              'x',
-              'content-type',
-              'application/grpc',
-            ]),
-          ),
-        ),
-      );
-    const frames = await rawSession(address, [request(1), request(3), request(5)]);
+    const frames = await rawSession(
+      address,
+      [1, 3, 5].map((id) => openCall(encoder, id, '/a/b')),
+    );
     const resets = frames.filter((f) => f.type === 3);
     expect(resets.map((f) => [f.stream, f.payload.readUInt32BE(0)])).toEqual([[5, 7]]);
   });
@@ -280,24 +278,7 @@ describe('protocol violations end the connection with the right GOAWAY', () => {
     const encoder = new HpackEncoder();
     const frames: Buffer[] = [];
     for (let id = 1; id < 2 * 1100; id += 2) {
-      const block = encoder.encode(
-        new HeaderBlock([
-          ':method',
-          'POST',
-          ':scheme',
-          'http',
-          ':path',
-          '/hang/x',
-          ':authority',
-          'x',
-          'content-type',
-          'application/grpc',
-        ]),
-      );
-      frames.push(
-        frame(1, 0x4, id, Buffer.from(block)),
-        frame(3, 0, id, Buffer.from([0, 0, 0, 8])),
-      );
+      frames.push(openCall(encoder, id, '/hang/x'), frame(3, 0, id, Buffer.from([0, 0, 0, 8])));
     }
     expect(goawayCode(await rawSession(address, frames, 1000))).toBe(11); // ENHANCE_YOUR_CALM
   });
