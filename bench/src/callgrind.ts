@@ -9,10 +9,13 @@ const run = promisify(execFile);
  * How to start a Node process under valgrind's callgrind, counting nothing until
  * {@link InstructionCounter.start}: `fork(module, args, { execPath, execArgv })`.
  *
- * Callgrind counts the instructions every thread of the process executes — JIT-compiled code,
- * V8's compiler and GC threads, libuv — in the same number whatever else the machine is doing,
- * where CPU time on a shared 2-core machine scatters by ±10–20% between runs. Instructions leave
- * out the kernel and what cache misses cost, so they complement CPU time rather than replace it.
+ * Callgrind counts instructions in the same number whatever else the machine is doing, where CPU
+ * time on a shared 2-core machine scatters by ±10–20% between runs. Threads are counted apart and
+ * only the main thread — where JavaScript, and so all the middleware does, runs, with the GC work
+ * done there — is read: V8's background threads kept recompiling (TurboFan) long after warm-up,
+ * 15–50% of a window's instructions, varying 3× between windows of the same process, whatever
+ * the stack. Instructions leave out the kernel and what cache misses cost, so they complement CPU
+ * time rather than replace it.
  */
 export function callgrindLaunch(outFile: string): { execPath: string; execArgv: string[] } {
   return {
@@ -24,6 +27,7 @@ export function callgrindLaunch(outFile: string): { execPath: string; execArgv: 
       // V8 rewrites the code it generated; valgrind must notice or it runs stale translations.
       '--smc-check=all-non-file',
       '--quiet',
+      '--separate-threads=yes',
       process.execPath,
     ],
   };
@@ -50,8 +54,9 @@ export interface InstructionCounter {
 
 /**
  * callgrind_control reaches the process through valgrind's gdbserver even while it sleeps in
- * epoll_wait. Each `read` dumps the counts (callgrind writes `<outFile>.<n>` and starts again
- * from zero) and takes the dump's `summary:` line: instructions (Ir) since the last dump.
+ * epoll_wait. Each `read` dumps the counts (callgrind writes `<outFile>.<n>-<thread>` and starts
+ * again from zero) and takes the `summary:` line of the main thread's (thread 01) dump:
+ * instructions (Ir) it executed since the last dump.
  */
 export function instructionCounter(pid: number, outFile: string): InstructionCounter {
   const control = (...args: string[]) => run('callgrind_control', [...args, String(pid)]);
@@ -64,9 +69,9 @@ export function instructionCounter(pid: number, outFile: string): InstructionCou
     async read() {
       await control('--dump');
       dumps += 1;
-      const file = `${outFile}.${dumps}`;
+      const file = `${outFile}.${dumps}-01`;
       const summary = /^summary: (\d+)$/m.exec(readFileSync(file, 'utf8'));
-      rmSync(file, { force: true });
+      removeCallgrindOutput(`${outFile}.${dumps}-`);
       if (!summary) throw new Error(`no summary line in callgrind dump ${file}`);
       return Number(summary[1]);
     },

@@ -33,8 +33,17 @@ export async function interleaved<Peer>(
  * nearest in time, so a slow spell of the machine that lands on both cancels out — and the
  * ratio is the median of those. Its spread is their median absolute deviation, relative to
  * it: 1.04× ±8% says nothing either way. Rows without repetitions fall back to the medians.
+ *
+ * `paired: false` is for figures whose noise only ever adds (instruction counts, where a GC or a
+ * JIT compilation lands in some windows): the ratio is that of the rows' metrics (their least
+ * disturbed windows), and the spread says how far the median window of either row lay above it.
  */
-export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower'): Row[] {
+export function withRatios(
+  rows: Row[],
+  key: string,
+  costlier: 'higher' | 'lower',
+  { paired: pair = true }: { paired?: boolean } = {},
+): Row[] {
   const oriented = (value: number, reference: number) =>
     costlier === 'higher' ? value / reference : reference / value;
   for (const row of rows) {
@@ -43,6 +52,11 @@ export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower
     const value = row.metrics[key];
     const reference = base?.metrics[key];
     if (value === undefined || reference === undefined || base?.absent) continue;
+    if (!pair) {
+      row.ratio = oriented(value, reference);
+      row.ratioSpread = Math.max(excessOfMedian(row, key), excessOfMedian(base!, key));
+      continue;
+    }
     const paired = (row.samples ?? []).flatMap((sample, repetition) => {
       const own = sample[key];
       const theirs = base?.samples?.[repetition]?.[key];
@@ -56,4 +70,11 @@ export function withRatios(rows: Row[], key: string, costlier: 'higher' | 'lower
     row.ratioSpread = median(paired.map((ratio) => Math.abs(ratio - row.ratio!))) / row.ratio;
   }
   return rows;
+}
+
+/** How far the median of a row's samples lies above its metric, relative to the metric. */
+function excessOfMedian(row: Row, key: string): number {
+  const value = row.metrics[key]!;
+  const values = (row.samples ?? []).flatMap((sample) => sample[key] ?? []);
+  return values.length === 0 ? 0 : Math.abs(median(values) - value) / value;
 }

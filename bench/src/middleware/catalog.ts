@@ -1,3 +1,4 @@
+import { callScopeServerMiddleware } from '@switchyard/core';
 import { cancellationMiddleware } from '@switchyard/middleware-cancellation';
 import {
   deadlineClientMiddleware,
@@ -74,6 +75,14 @@ export const variants: Variant[] = [
     server: () => [deadlineServerMiddleware],
     client: () => [cancellationMiddleware, deadlineClientMiddleware()],
     callOptions: () => ({ deadline: DEADLINE_MS }),
+  }),
+  // What any propagation costs a server on Node 20: the inbound-call interceptor and the call
+  // scope, i.e. one AsyncLocalStorage entered per call — whose async hooks then run for every
+  // promise the process creates — and nothing else.
+  niceGrpcVariant({
+    name: 'Switchyard call scope alone (server)',
+    baseline: BARE,
+    server: () => [callScopeServerMiddleware()],
   }),
   niceGrpcVariant({
     name: 'Switchyard retry',
