@@ -53,7 +53,8 @@ function middlewareTarget(row: Row, rows: readonly Row[]): Row['target'] {
   if (unary && row.peer === 'Switchyard deadline + cancellation')
     return overheadAtMost(row, 0.05, 'issue 3');
   if (unary && row.peer === 'Switchyard retry') return overheadAtMost(row, 0.03, 'issue 4');
-  const sdk = /, (SDK.*)$/.exec(row.peer)?.[1];
+  // Like for like: each Switchyard stack against the pair with the same SDK, or with none.
+  const sdk = /, ((?:no )?SDK.*)$/.exec(row.peer)?.[1];
   if (sdk && row.peer.startsWith('Switchyard metrics + tracing')) {
     const pair = rows.find(
       (other) => other.case === row.case && other.peer === `${NICE_GRPC_PAIR}, ${sdk}`,

@@ -27,9 +27,11 @@ const STACKS = [
   'Switchyard call scope alone',
   'Switchyard retry',
   'Switchyard metrics + tracing, SDK',
+  'Switchyard metrics + tracing, no SDK',
   'nice-grpc-client-middleware-deadline',
   'nice-grpc-client-middleware-retry',
   'nice-grpc-opentelemetry + nice-grpc-prometheus, SDK',
+  'nice-grpc-opentelemetry + nice-grpc-prometheus, no SDK',
 ];
 
 /**
