@@ -78,6 +78,8 @@ export const middlewareInstructions: Scenario = {
   id: 'instructions',
   title: 'Middleware overhead in instructions (callgrind)',
   async run(settings) {
+    // A quick run only proves the path works: one case, one stack and its baseline.
+    const cases = settings.quick ? CASES.slice(0, 1) : CASES;
     const method =
       'The same client and server processes as "Middleware overhead", each run under valgrind ' +
       "--tool=callgrind, counting the instructions of each process's main thread: the thread " +
@@ -87,7 +89,7 @@ export const middlewareInstructions: Scenario = {
       'whatever the stack. Instructions leave out the time other work on the machine takes, which ' +
       'scatters CPU time on this shared 2-core machine by 10–20%. Counting starts after the ' +
       "client's warm-up (a quarter of the CPU-time scenario's) and " +
-      `${UNCOUNTED_PASSES} uncounted windows, and covers exactly ${CASES.map((c) => `${c.calls} unary calls, ${c.concurrency} at a time`).join(' or ')}, per call, client and server summed; ` +
+      `${UNCOUNTED_PASSES} uncounted windows, and covers exactly ${cases.map((c) => `${c.calls} unary calls, ${c.concurrency} at a time`).join(' or ')}, per call, client and server summed; ` +
       `${settings.quick ? 1 : REPETITIONS} windows, the least shown for the client and the server ` +
       'each: interference only adds instructions (a major GC landing in a window); ± is how far ' +
       'the median window lay above the least. With 64 in flight, how calls batch into event-loop ' +
@@ -106,7 +108,6 @@ export const middlewareInstructions: Scenario = {
         notes: ['valgrind is not installed (apt-get install -y valgrind): nothing measured.'],
       };
     }
-    // A quick run only proves the path works: one stack and its baseline.
     const variants = chosenVariants(
       settings.stacks ?? (settings.quick ? STACKS.slice(0, 1) : STACKS),
     );
@@ -120,7 +121,7 @@ export const middlewareInstructions: Scenario = {
           const variant = queue.shift();
           if (!variant) return;
           settings.log(`instructions: ${variant.name}`);
-          rows.push(...(await measureStack(variant, outDir, repetitions, settings.quick)));
+          rows.push(...(await measureStack(variant, cases, outDir, repetitions, settings.quick)));
           return measureNext();
         };
         await Promise.all(Array.from({ length: AT_ONCE }, measureNext));
@@ -151,6 +152,7 @@ export const middlewareInstructions: Scenario = {
 /** One stack's rows: its two processes started under callgrind, each case counted. */
 async function measureStack(
   variant: Variant,
+  cases: readonly (CountedRequest & { label: string })[],
   outDir: string,
   repetitions: number,
   quick: boolean,
@@ -166,8 +168,7 @@ async function measureStack(
     const server = instructionCounter(hosts.server.pid, outFile('server'));
     const client = instructionCounter(hosts.client.pid, outFile('client'));
     const rows: Row[] = [];
-    // A quick run only proves the path works: one case.
-    for (const { label, ...request } of quick ? CASES.slice(0, 1) : CASES) {
+    for (const { label, ...request } of cases) {
       const counted = { ...request, calls: quick ? Math.ceil(request.calls / 20) : request.calls };
       // Uncounted first: the case's own code paths get optimised. Counts per window still fell
       // by a few percent over the first thousand calls after the warm-up.
