@@ -63,6 +63,10 @@ export function tracingServerMiddleware(options: TracingOptions = {}): ServerMid
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
   ) => {
+    // No SDK: spans would be no-ops and no context could be extracted, yet entering the call
+    // scope would still cost the process its async hooks. The call passes untouched; a scope
+    // opened by other middleware forwards the caller's trace headers as received.
+    if (factory.inert()) return call.next(call.request, context);
     const method = factory.method(call.method);
     const parent = propagator.extract(ROOT_CONTEXT, context.metadata, metadataGetter);
     const span = tracer.startSpan(method.name, method.options, parent);
@@ -129,6 +133,7 @@ export function tracingClientMiddleware(options: ClientTracingOptions = {}): Cli
     call: ClientMiddlewareCall<Request, Response>,
     callOptions: CallOptions,
   ) => {
+    if (factory.inert()) return call.next(call.request, callOptions);
     const method = factory.method(call.method);
     let parent = contextApi.active();
     if (trace.getSpan(parent) === undefined) {

@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context as contextApi,
+  ProxyTracerProvider,
   propagation,
   type Span,
   SpanKind,
@@ -68,7 +69,17 @@ export interface SpanFactory {
   method(descriptor: MethodDescriptor): MethodSpan;
   /** Status attributes by code, per the selected conventions. */
   readonly statusAttributes: readonly Attributes[];
+  /**
+   * Whether the middleware has nothing to do: the tracer provider and the propagator are the
+   * global ones and no SDK has registered either, so spans would be no-ops and no trace context
+   * could be read or written. Asked per call: an app may start its SDK after creating its
+   * middleware. An explicit provider or propagator is never inert.
+   */
+  inert(): boolean;
 }
+
+// What an unregistered global tracer provider delegates to: the API's one no-op provider.
+const NO_DELEGATE = new ProxyTracerProvider().getDelegate();
 
 /**
  * Resolves options into a factory of per-method span descriptions. Span names follow the
@@ -94,10 +105,16 @@ export function spanFactory(
     if (endpoint.port !== undefined) server['server.port'] = endpoint.port;
   }
   const methods = new WeakMap<MethodDescriptor, MethodSpan>();
+  const proxy = tracerProvider instanceof ProxyTracerProvider ? tracerProvider : undefined;
   return {
     tracer,
     propagator,
     messageEvents,
+    inert:
+      proxy === undefined || propagator !== propagation
+        ? () => false
+        : // The API's no-op propagator is the one that names no fields.
+          () => proxy.getDelegate() === NO_DELEGATE && propagation.fields().length === 0,
     statusAttributes: Array.from({ length: 17 }, (_, code) => {
       const attributes: Attributes = {};
       if (semconvStability.legacy) attributes['rpc.grpc.status_code'] = code;
