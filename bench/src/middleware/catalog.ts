@@ -60,6 +60,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: 'Switchyard deadline',
     baseline: BARE,
+    inboundCall: true,
     server: () => [deadlineServerMiddleware],
     client: () => [deadlineClientMiddleware()],
     callOptions: () => ({ deadline: DEADLINE_MS }),
@@ -72,6 +73,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: 'Switchyard deadline + cancellation',
     baseline: BARE,
+    inboundCall: true,
     server: () => [deadlineServerMiddleware],
     client: () => [cancellationMiddleware, deadlineClientMiddleware()],
     callOptions: () => ({ deadline: DEADLINE_MS }),
@@ -82,6 +84,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: 'Switchyard call scope alone (server)',
     baseline: BARE,
+    inboundCall: true,
     server: () => [callScopeServerMiddleware()],
   }),
   niceGrpcVariant({
@@ -175,6 +178,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: 'Switchyard identity + authorization (mTLS)',
     baseline: BARE_MTLS,
+    inboundCall: true,
     mtls: true,
     server: () => [
       composeServerMiddleware(
@@ -186,6 +190,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: `Switchyard full stack (mTLS), ${SDK}`,
     baseline: BARE_MTLS,
+    inboundCall: true,
     mtls: true,
     setup: withSdk,
     // Servers: first is outermost. Clients: last is outermost (nice-grpc's composition).

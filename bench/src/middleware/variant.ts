@@ -51,6 +51,13 @@ export interface NiceGrpcStack {
   callOptions?: () => object;
   /** mTLS with the PKI the bench generated (see {@link benchPki}). */
   mtls?: boolean;
+  /**
+   * Create the server with core's `withInboundCall()`, as the middleware that read the grpc-js
+   * call (deadline, identity) require. Stacks whose READMEs do not ask for it go without: the
+   * interceptor keeps an AsyncLocalStorage entered, which on Node 20 costs every promise of the
+   * process its async hooks.
+   */
+  inboundCall?: boolean;
 }
 
 /** A variant built on @switchyard/testing's nice-grpc TestService server and client. */
@@ -63,6 +70,7 @@ export function niceGrpcVariant(stack: NiceGrpcStack): Variant {
     client = () => [],
     callOptions,
     mtls = false,
+    inboundCall = false,
   } = stack;
   return {
     name,
@@ -71,9 +79,7 @@ export function niceGrpcVariant(stack: NiceGrpcStack): Variant {
     async serve() {
       const running = await startServer({
         middleware: server(),
-        // The inbound-call interceptor is what Switchyard's server middleware reads the deadline
-        // and the TLS peer from; bare servers go without it.
-        serverOptions: stack.server ? withInboundCall() : undefined,
+        serverOptions: inboundCall ? withInboundCall() : undefined,
         credentials: mtls ? benchPki().server : undefined,
       });
       return running.address;

@@ -1,4 +1,4 @@
-import { type MeterProvider, metrics } from '@opentelemetry/api';
+import { createNoopMeter, type MeterProvider, metrics } from '@opentelemetry/api';
 import {
   GrpcError,
   type MethodDefinitionLike,
@@ -75,11 +75,17 @@ interface MeasuredMethod {
   sizes: MethodDefinitionLike | undefined;
 }
 
+/**
+ * What measures a method's calls; `undefined` when the meter is the API's no-op one (no SDK had
+ * registered a meter provider when the middleware was created), so that calls pass untouched:
+ * every measurement would be dropped, and the API's global meter provider never changes the
+ * meter it handed out.
+ */
 function measurer(
   side: Side,
   options: MetricsOptions,
   endpoint: ServerEndpoint | undefined,
-): (method: MethodDescriptor) => MeasuredMethod {
+): ((method: MethodDescriptor) => MeasuredMethod) | undefined {
   const {
     meterProvider = metrics.getMeterProvider(),
     naming = 'opentelemetry',
@@ -104,6 +110,7 @@ function measurer(
   }
   const recognize = methodRecognizer({ services, maxMethods });
   const meter = meterProvider.getMeter('@switchyard/middleware-metrics');
+  if (meter === createNoopMeter()) return undefined;
   const instruments = callInstruments(meter, side, {
     naming,
     semconv: semconvStability,
@@ -271,6 +278,7 @@ function clientStatus(end: StepsEnd, error: unknown): Status {
  */
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
   const measure = measurer('server', options, undefined);
+  if (measure === undefined) return (call, context) => call.next(call.request, context);
   return function metricsServer<Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
@@ -289,6 +297,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
   const measure = measurer('client', options, endpoint);
+  if (measure === undefined) return (call, callOptions) => call.next(call.request, callOptions);
   return function metricsClient<Request, Response>(
     call: ClientMiddlewareCall<Request, Response>,
     callOptions: CallOptions,
