@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currentCallScope, exponentialBackoff } from '@switchyard/core';
+import { type CallScope, currentCallScope, exponentialBackoff } from '@switchyard/core';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
   type CallOptions,
@@ -19,6 +19,10 @@ import { DEFAULT_RETRYABLE_STATUSES, isIdempotent, type RetryOptions } from './o
 import { NO_RETRY, parsePushback } from './pushback.js';
 import { RequestReplay } from './request-replay.js';
 import { createRetryBudget, type RetryBudget } from './retry-budget.js';
+
+/** No attempt starts with less than this left before the deadline, unless set otherwise. */
+const DEFAULT_MIN_ATTEMPT_TIME_MS = 10;
+
 import { isTransparentFailure } from './transparent-failure.js';
 
 /** Options of {@link createRetryMiddleware}. */
@@ -48,9 +52,119 @@ export function createRetryMiddleware({
     call: ClientMiddlewareCall<Request, Response>,
     options: CallOptions & Partial<RetryOptions>,
   ): AsyncGenerator<Response, Response | void, undefined> {
-    // Read one by one rather than split off with an object rest: V8 copies the rest of an
-    // object with excluded keys on a slow path, a cost every successful call would pay. The
-    // retry options stay in the options passed on; only a retry middleware reads them.
+    // A successful call reads no more than this: the rest of the options are read when an
+    // attempt fails (RetriedCall.retries), so the common case allocates as little as it can.
+    const retryBudget = options.retryBudget ?? budget;
+    retryBudget.deposit();
+    const retried = new RetriedCall(call, options, retryBudget, random);
+    if ((options.hedgingMaxAttempts ?? 1) > 1 && !call.requestStream) return retried.hedged();
+    // A client stream is replayed from its buffered requests, attempt after attempt.
+    if (call.requestStream) return retried.retries(undefined);
+    retried.start();
+    return retried as unknown as AsyncGenerator<Response, Response | void, undefined>;
+  };
+}
+
+/**
+ * One call through the retry middleware. The first attempt of a call that sends a single request
+ * runs with no generator of its own: its steps pass straight through (one `then` each), and only
+ * a failure before any response message hands the call to {@link retries}, which decides on that
+ * failure and carries on.
+ */
+class RetriedCall<Request, Response> {
+  /** The current attempt's trailers: for pushback, and to tell a server's status from grpc-js's. */
+  private trailers: Metadata | undefined;
+  private attemptOptions: CallOptions & { deadline?: Date | number };
+  private current: AsyncGenerator<Response, Response | void, undefined> | undefined;
+  /** A response message reached the caller: from then on the call is committed. */
+  private received = false;
+  private retrying = false;
+  /** A relative `deadline` counts from here; the success path skips the clock otherwise. */
+  private readonly startedAt: number;
+  private readonly scope: CallScope | undefined;
+
+  constructor(
+    private readonly call: ClientMiddlewareCall<Request, Response>,
+    private readonly options: CallOptions & Partial<RetryOptions>,
+    private readonly budget: RetryBudget,
+    private readonly random: () => number,
+  ) {
+    this.startedAt = typeof options.deadline === 'number' ? Date.now() : 0;
+    this.scope = currentCallScope();
+    const { onTrailer } = options;
+    // The caller's own onTrailer still sees every attempt's trailers.
+    this.attemptOptions = {
+      ...options,
+      onTrailer: (received) => {
+        this.trailers = received;
+        onTrailer?.(received);
+      },
+    };
+  }
+
+  start(): void {
+    this.current = this.call.next(this.call.request, this.attemptOptions);
+  }
+
+  hedged(): AsyncGenerator<Response, Response | void, undefined> {
+    const { options } = this;
+    return hedgedCall(this.call, options, {
+      maxAttempts: options.hedgingMaxAttempts ?? 1,
+      delayMs: options.hedgingDelayMs ?? 0,
+      retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
+      transparentRetry: options.transparentRetry ?? true,
+      budget: this.budget,
+      minAttemptTimeMs: options.retryMinAttemptTimeMs ?? DEFAULT_MIN_ATTEMPT_TIME_MS,
+      deadline: callDeadline(options.deadline, this.startedAt, this.scope),
+      onRetry: options.onRetry,
+    });
+  }
+
+  next(): Promise<IteratorResult<Response, Response | void>> {
+    const current = this.current!;
+    if (this.retrying) return current.next();
+    return current
+      .next()
+      .then(this.call.responseStream ? (step) => this.stepped(step) : undefined, (error) =>
+        this.failed(error),
+      );
+  }
+
+  throw(error: unknown): Promise<IteratorResult<Response, Response | void>> {
+    return this.current!.throw(error);
+  }
+
+  return(value: Response | void): Promise<IteratorResult<Response, Response | void>> {
+    return this.current!.return(value);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private stepped(
+    step: IteratorResult<Response, Response | void>,
+  ): IteratorResult<Response, Response | void> {
+    if (!step.done) this.received = true;
+    return step;
+  }
+
+  private failed(error: unknown): Promise<IteratorResult<Response, Response | void>> {
+    // Aborts are not ClientErrors; a stream that delivered a message is committed.
+    if (this.retrying || this.received || !(error instanceof ClientError)) throw error;
+    this.retrying = true;
+    this.current = this.retries(error);
+    return this.current.next();
+  }
+
+  /**
+   * Attempts after the first (deciding first on `firstFailure`), or all of them for a client
+   * stream, whose requests are replayed.
+   */
+  async *retries(
+    firstFailure: ClientError | undefined,
+  ): AsyncGenerator<Response, Response | void, undefined> {
+    const { call, options, budget, random, startedAt, scope } = this;
     const {
       retry = isIdempotent(call.method),
       retryBaseDelayMs = 1000,
@@ -59,185 +173,98 @@ export function createRetryMiddleware({
       retryableStatuses = DEFAULT_RETRYABLE_STATUSES,
       onRetryableError,
       transparentRetry = true,
-      retryBudget = budget,
-      retryMinAttemptTimeMs = 10,
+      retryMinAttemptTimeMs = DEFAULT_MIN_ATTEMPT_TIME_MS,
       retryBufferLimitBytes = 65_536,
       onRetry,
-      hedgingMaxAttempts = 1,
-      hedgingDelayMs = 0,
     } = options;
-    // Only a relative `deadline` needs the start time; the success path skips the clock.
-    const startedAt = typeof options.deadline === 'number' ? Date.now() : 0;
-    const scope = currentCallScope();
     const method = call.method.path;
-    retryBudget.deposit();
-
-    if (hedgingMaxAttempts > 1 && !call.requestStream) {
-      return hedgedCall(call, options, {
-        maxAttempts: hedgingMaxAttempts,
-        delayMs: hedgingDelayMs,
-        retryableStatuses,
-        transparentRetry,
-        budget: retryBudget,
-        minAttemptTimeMs: retryMinAttemptTimeMs,
-        deadline: callDeadline(options.deadline, startedAt, scope),
-        onRetry,
-      });
-    }
-
-    // The trailers of the current attempt, for pushback and for telling a server's status from
-    // one grpc-js made up; the caller's own onTrailer still sees every attempt's.
-    let trailers: Metadata | undefined;
-    const { onTrailer } = options;
-    const nextOptions: CallOptions & { deadline?: Date | number } = {
-      ...options,
-      onTrailer(received) {
-        trailers = received;
-        onTrailer?.(received);
-      },
-    };
     const replay = call.requestStream
       ? new RequestReplay(call.request, retryBufferLimitBytes)
       : undefined;
-    let attemptOptions = nextOptions;
     let backoffIndex = 0;
     let deadline: number | undefined;
-
-    // Attempts after the first, or all of them for a client stream (whose requests are replayed).
-    async function* attempts(
-      firstFailure?: ClientError,
-    ): AsyncGenerator<Response, Response | void, undefined> {
-      try {
-        for (let attempt = 1; ; attempt++) {
-          // Set once a response message reached the caller: from then on the call is committed.
-          let received = false;
-          try {
-            // The first attempt already failed on the fast path: decide on its error here.
-            if (attempt === 1 && firstFailure !== undefined) throw firstFailure;
-            trailers = undefined;
-            const request = replay === undefined ? call.request : replay.attempt();
-            if (!call.responseStream) return yield* call.next(request, attemptOptions);
-            for await (const message of call.next(request, attemptOptions)) {
-              received = true;
-              yield message;
-            }
-            return;
-          } catch (error) {
-            rethrowAbortError(error);
-            if (!(error instanceof ClientError) || received || replay?.replayable === false) {
-              throw error;
-            }
-            const transparent = transparentRetry && isTransparentFailure(error, trailers);
-            if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
-            if (attempt > retryMaxAttempts) throw error;
-
-            const pushback = parsePushback(trailers);
-            if (pushback === NO_RETRY) throw error;
-            let delayMs: number;
-            if (pushback === undefined) {
-              // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
-              // together retrying in waves; the budget, not the backoff, bounds the volume.
-              const backoff = exponentialBackoff({
-                baseMs: retryBaseDelayMs,
-                maxMs: retryMaxDelayMs,
-                random,
-              });
-              delayMs = Math.round(backoff(backoffIndex++));
-            } else {
-              // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
-              delayMs = pushback;
-              backoffIndex = 0;
-            }
-            deadline ??= callDeadline(options.deadline, startedAt, scope);
-            if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
-              throw error;
-            }
-            if (!retryBudget.withdraw()) {
-              announceBudgetExhausted(method, error.code);
-              throw error;
-            }
-
-            onRetryableError?.(error, attempt - 1, delayMs);
-            announceAttempt(
-              onRetry,
-              method,
-              attempt + 1,
-              delayMs,
-              transparent ? 'transparent' : 'retry',
-              error,
-            );
-            if (delayMs > 0) {
-              // A call without a signal sleeps without one: a shared never-aborted signal would
-              // collect one listener per concurrent backoff.
-              await (nextOptions.signal ? delay(nextOptions.signal, delayMs) : sleep(delayMs));
-              // Timers fire late on a busy event loop; the plan above does not excuse a late start.
-              if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
-                throw error;
-            }
-            attemptOptions = {
-              ...nextOptions,
-              metadata: attemptMetadata(nextOptions.metadata, attempt + 1),
-            };
-            // A relative deadline would restart with every attempt; later ones get the same instant.
-            if (typeof options.deadline === 'number') {
-              attemptOptions.deadline = new Date(deadline!);
-            }
+    try {
+      for (let attempt = 1; ; attempt++) {
+        this.received = false;
+        try {
+          // The first attempt already failed on the fast path: decide on its error here.
+          if (attempt === 1 && firstFailure !== undefined) throw firstFailure;
+          this.trailers = undefined;
+          const request = replay === undefined ? call.request : replay.attempt();
+          if (!call.responseStream) return yield* call.next(request, this.attemptOptions);
+          for await (const message of call.next(request, this.attemptOptions)) {
+            this.received = true;
+            yield message;
           }
+          return;
+        } catch (error) {
+          rethrowAbortError(error);
+          if (!(error instanceof ClientError) || this.received || replay?.replayable === false) {
+            throw error;
+          }
+          const { trailers } = this;
+          const transparent = transparentRetry && isTransparentFailure(error, trailers);
+          if (!transparent && !(retry && retryableStatuses.includes(error.code))) throw error;
+          if (attempt > retryMaxAttempts) throw error;
+
+          const pushback = parsePushback(trailers);
+          if (pushback === NO_RETRY) throw error;
+          let delayMs: number;
+          if (pushback === undefined) {
+            // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
+            // together retrying in waves; the budget, not the backoff, bounds the volume.
+            const backoff = exponentialBackoff({
+              baseMs: retryBaseDelayMs,
+              maxMs: retryMaxDelayMs,
+              random,
+            });
+            delayMs = Math.round(backoff(backoffIndex++));
+          } else {
+            // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
+            delayMs = pushback;
+            backoffIndex = 0;
+          }
+          deadline ??= callDeadline(options.deadline, startedAt, scope);
+          if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
+            throw error;
+          }
+          if (!budget.withdraw()) {
+            announceBudgetExhausted(method, error.code);
+            throw error;
+          }
+
+          onRetryableError?.(error, attempt - 1, delayMs);
+          announceAttempt(
+            onRetry,
+            method,
+            attempt + 1,
+            delayMs,
+            transparent ? 'transparent' : 'retry',
+            error,
+          );
+          if (delayMs > 0) {
+            // A call without a signal sleeps without one: a shared never-aborted signal would
+            // collect one listener per concurrent backoff.
+            await (options.signal ? delay(options.signal, delayMs) : sleep(delayMs));
+            // Timers fire late on a busy event loop; the plan above does not excuse a late start.
+            if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
+              throw error;
+          }
+          const attemptOptions = {
+            ...this.attemptOptions,
+            metadata: attemptMetadata(options.metadata, attempt + 1),
+          };
+          // A relative deadline would restart with every attempt; later ones get the same instant.
+          if (typeof options.deadline === 'number') {
+            attemptOptions.deadline = new Date(deadline!);
+          }
+          this.attemptOptions = attemptOptions;
         }
-      } finally {
-        // Without this the caller's request iterable would never learn that the call ended early.
-        replay?.close().catch(() => {});
       }
+    } finally {
+      // Without this the caller's request iterable would never learn that the call ended early.
+      replay?.close().catch(() => {});
     }
-
-    if (replay !== undefined) return attempts();
-    return new FirstAttempt(
-      call.next(call.request, attemptOptions),
-      attempts,
-    ) as unknown as AsyncGenerator<Response, Response | void, undefined>;
-  };
-}
-
-/**
- * The first attempt of a call that sends a single request, with no generator of its own: its
- * steps pass straight through (one `then` each), and only a failure before any response message
- * hands the call to the retrying generator, which decides on that failure and carries on.
- */
-class FirstAttempt<T, R> {
-  private received = false;
-  private retrying = false;
-  private readonly onStep = (step: IteratorResult<T, R>) => {
-    if (!step.done) this.received = true;
-    return step;
-  };
-  private readonly onError = (error: unknown): Promise<IteratorResult<T, R>> => {
-    // Aborts are not ClientErrors; a stream that delivered a message is committed.
-    if (this.retrying || this.received || !(error instanceof ClientError)) throw error;
-    this.retrying = true;
-    this.current = this.retries(error);
-    return this.current.next();
-  };
-
-  constructor(
-    private current: AsyncGenerator<T, R, undefined>,
-    private readonly retries: (failure: ClientError) => AsyncGenerator<T, R, undefined>,
-  ) {}
-
-  next(): Promise<IteratorResult<T, R>> {
-    if (this.retrying) return this.current.next();
-    return this.current.next().then(this.onStep, this.onError);
-  }
-
-  throw(error: unknown): Promise<IteratorResult<T, R>> {
-    return this.current.throw(error);
-  }
-
-  return(value: R): Promise<IteratorResult<T, R>> {
-    return this.current.return(value);
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
   }
 }
 
