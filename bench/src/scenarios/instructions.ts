@@ -36,13 +36,15 @@ const STACKS = [
 
 /**
  * Unary calls one at a time, and 64 at a time. One at a time, client and server strictly
- * alternate, so a stack executes nearly the same instructions window after window (±1–2% seen
- * on the main thread). With 64 in flight, how calls batch into event-loop turns and syscalls
- * depends on timing, which valgrind's slowdown changes: its counts scatter more (the ± says by
- * how much).
+ * alternate, so a stack executes nearly the same instructions window after window. Windows hold
+ * several young-generation collections (a scavenge comes every few hundred calls): with 400
+ * calls a window held none or one, so the least window could leave a stack's garbage collection
+ * out altogether, which flattered the stacks that allocate more. With 64 in flight, how calls
+ * batch into event-loop turns and syscalls depends on timing, which valgrind's slowdown changes:
+ * its counts scatter more (the ± says by how much).
  */
 const CASES: readonly (CountedRequest & { label: string })[] = [
-  { label: 'unary, 1 in flight', kind: 'unary', concurrency: 1, calls: 400 },
+  { label: 'unary, 1 in flight', kind: 'unary', concurrency: 1, calls: 2_000 },
   { label: 'unary, 64 in flight', kind: 'unary', concurrency: 64, calls: 1_280 },
 ];
 
@@ -53,8 +55,11 @@ const CASES: readonly (CountedRequest & { label: string })[] = [
  */
 const REPETITIONS = 5;
 
-/** Uncounted windows' worth of calls made before the first counted window. */
-const UNCOUNTED_PASSES = 5;
+/**
+ * Calls made uncounted before the first counted window of each case: counts per window still
+ * fell by a few percent over the first thousand calls after the warm-up.
+ */
+const UNCOUNTED_CALLS = 6_400;
 
 /**
  * Each process's least window: the server's and the client's disturbances (each process's own
@@ -89,7 +94,7 @@ export const middlewareInstructions: Scenario = {
       'whatever the stack. Instructions leave out the time other work on the machine takes, which ' +
       'scatters CPU time on this shared 2-core machine by 10–20%. Counting starts after the ' +
       "client's warm-up (a quarter of the CPU-time scenario's) and " +
-      `${UNCOUNTED_PASSES} uncounted windows, and covers exactly ${cases.map((c) => `${c.calls} unary calls, ${c.concurrency} at a time`).join(' or ')}, per call, client and server summed; ` +
+      `${UNCOUNTED_CALLS.toLocaleString('en')} uncounted calls, and covers exactly ${cases.map((c) => `${c.calls} unary calls, ${c.concurrency} at a time`).join(' or ')}, per call, client and server summed; ` +
       `${settings.quick ? 1 : REPETITIONS} windows, the least shown for the client and the server ` +
       'each: interference only adds instructions (a major GC landing in a window); ± is how far ' +
       'the median window lay above the least. With 64 in flight, how calls batch into event-loop ' +
@@ -170,9 +175,8 @@ async function measureStack(
     const rows: Row[] = [];
     for (const { label, ...request } of cases) {
       const counted = { ...request, calls: quick ? Math.ceil(request.calls / 20) : request.calls };
-      // Uncounted first: the case's own code paths get optimised. Counts per window still fell
-      // by a few percent over the first thousand calls after the warm-up.
-      await hosts.client.request({ ...counted, calls: counted.calls * UNCOUNTED_PASSES });
+      // Uncounted first: the case's own code paths get optimised.
+      await hosts.client.request({ ...counted, calls: quick ? counted.calls : UNCOUNTED_CALLS });
       const samples: Record<string, number>[] = [];
       for (let repetition = 0; repetition < repetitions; repetition++) {
         await Promise.all([server.start(), client.start()]);
