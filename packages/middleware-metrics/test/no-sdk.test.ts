@@ -1,4 +1,4 @@
-import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
+import { CleanupSteps } from '@switchyard/testing';
 import type { CallContext, ClientMiddlewareCall, ServerMiddlewareCall } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsClientMiddleware, metricsServerMiddleware } from '../src/index.js';
@@ -16,7 +16,9 @@ const method = {
 
 /** A call whose continuation is a marker generator, to see whether a middleware wraps it. */
 function markedCall() {
+  // A unary continuation: no message yielded, the response returned.
   const continuation = (async function* () {
+    yield* [];
     return {};
   })();
   const call = {
