@@ -132,6 +132,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: `Switchyard metrics, ${SDK}`,
     baseline: BARE,
+    inboundCall: true,
     setup: withSdk,
     server: () => [metricsServerMiddleware({ services })],
     client: () => [metricsClientMiddleware({ services })],
@@ -139,6 +140,7 @@ export const variants: Variant[] = [
   niceGrpcVariant({
     name: `Switchyard tracing, ${SDK}`,
     baseline: BARE,
+    inboundCall: true,
     setup: withSdk,
     server: () => [tracingServerMiddleware({ services })],
     client: () => [tracingClientMiddleware({ services })],
@@ -147,6 +149,7 @@ export const variants: Variant[] = [
     niceGrpcVariant({
       name: `Switchyard metrics + tracing, ${mode}`,
       baseline: BARE,
+      inboundCall: true,
       setup: mode === SDK ? withSdk : undefined,
       server: () => [metricsServerMiddleware({ services }), tracingServerMiddleware({ services })],
       client: () => [tracingClientMiddleware({ services }), metricsClientMiddleware({ services })],

@@ -52,10 +52,11 @@ export interface NiceGrpcStack {
   /** mTLS with the PKI the bench generated (see {@link benchPki}). */
   mtls?: boolean;
   /**
-   * Create the server with core's `withInboundCall()`, as the middleware that read the grpc-js
-   * call (deadline, identity) require. Stacks whose READMEs do not ask for it go without: the
-   * interceptor keeps an AsyncLocalStorage entered, which on Node 20 costs every promise of the
-   * process its async hooks.
+   * Create the server with core's `withInboundCall()`, as the READMEs of Switchyard's server
+   * middleware ask (deadline and identity need it; the call scope, metrics and tracing use it to
+   * see the deadline and to enter the scope once per call). nice-grpc's own packages go without:
+   * the interceptor keeps an AsyncLocalStorage entered, which on Node 20 costs every promise of
+   * the process its async hooks.
    */
   inboundCall?: boolean;
 }
