@@ -19,11 +19,10 @@ import { DEFAULT_RETRYABLE_STATUSES, isIdempotent, type RetryOptions } from './o
 import { NO_RETRY, parsePushback } from './pushback.js';
 import { RequestReplay } from './request-replay.js';
 import { createRetryBudget, type RetryBudget } from './retry-budget.js';
+import { isTransparentFailure } from './transparent-failure.js';
 
 /** No attempt starts with less than this left before the deadline, unless set otherwise. */
 const DEFAULT_MIN_ATTEMPT_TIME_MS = 10;
-
-import { isTransparentFailure } from './transparent-failure.js';
 
 /** Options of {@link createRetryMiddleware}. */
 export interface RetryMiddlewareOptions {
@@ -56,8 +55,24 @@ export function createRetryMiddleware({
     // attempt fails (RetriedCall.retries), so the common case allocates as little as it can.
     const retryBudget = options.retryBudget ?? budget;
     retryBudget.deposit();
+    const hedgingMaxAttempts = options.hedgingMaxAttempts ?? 1;
+    if (hedgingMaxAttempts > 1 && !call.requestStream) {
+      return hedgedCall(call, options, {
+        maxAttempts: hedgingMaxAttempts,
+        delayMs: options.hedgingDelayMs ?? 0,
+        retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
+        transparentRetry: options.transparentRetry ?? true,
+        budget: retryBudget,
+        minAttemptTimeMs: options.retryMinAttemptTimeMs ?? DEFAULT_MIN_ATTEMPT_TIME_MS,
+        deadline: callDeadline(
+          options.deadline,
+          typeof options.deadline === 'number' ? Date.now() : 0,
+          currentCallScope(),
+        ),
+        onRetry: options.onRetry,
+      });
+    }
     const retried = new RetriedCall(call, options, retryBudget, random);
-    if ((options.hedgingMaxAttempts ?? 1) > 1 && !call.requestStream) return retried.hedged();
     // A client stream is replayed from its buffered requests, attempt after attempt.
     if (call.requestStream) return retried.retries(undefined);
     retried.start();
@@ -104,20 +119,6 @@ class RetriedCall<Request, Response> {
 
   start(): void {
     this.current = this.call.next(this.call.request, this.attemptOptions);
-  }
-
-  hedged(): AsyncGenerator<Response, Response | void, undefined> {
-    const { options } = this;
-    return hedgedCall(this.call, options, {
-      maxAttempts: options.hedgingMaxAttempts ?? 1,
-      delayMs: options.hedgingDelayMs ?? 0,
-      retryableStatuses: options.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
-      transparentRetry: options.transparentRetry ?? true,
-      budget: this.budget,
-      minAttemptTimeMs: options.retryMinAttemptTimeMs ?? DEFAULT_MIN_ATTEMPT_TIME_MS,
-      deadline: callDeadline(options.deadline, this.startedAt, this.scope),
-      onRetry: options.onRetry,
-    });
   }
 
   next(): Promise<IteratorResult<Response, Response | void>> {
