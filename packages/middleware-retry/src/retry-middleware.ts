@@ -123,7 +123,8 @@ class RetriedCall<Request, Response> {
 
   next(): Promise<IteratorResult<Response, Response | void>> {
     const current = this.current!;
-    if (this.retrying) return current.next();
+    // Retrying, or committed by a response message: failures pass through as they are.
+    if (this.retrying || this.received) return current.next();
     return current
       .next()
       .then(this.call.responseStream ? (step) => this.stepped(step) : undefined, (error) =>
