@@ -19,6 +19,14 @@ export function attemptMetadata(metadata: Metadata | undefined, attempt: number)
 }
 
 /**
+ * When a call starts, as {@link callDeadline} needs it: the clock is read only for a relative
+ * `deadline` option (milliseconds from the start), so other calls skip it.
+ */
+export function callStart(option: Date | number | undefined): number {
+  return typeof option === 'number' ? Date.now() : 0;
+}
+
+/**
  * The call's deadline in epoch milliseconds: the earlier of the `deadline` call option
  * (a `Date`, or milliseconds from `startedAt`) and the deadline of the inbound call being served.
  */

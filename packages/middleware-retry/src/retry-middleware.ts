@@ -13,6 +13,7 @@ import {
   announceBudgetExhausted,
   attemptMetadata,
   callDeadline,
+  callStart,
 } from './attempts.js';
 import { hedgedCall } from './hedging.js';
 import { DEFAULT_RETRYABLE_STATUSES, isIdempotent, type RetryOptions } from './options.js';
@@ -64,11 +65,7 @@ export function createRetryMiddleware({
         transparentRetry: options.transparentRetry ?? true,
         budget: retryBudget,
         minAttemptTimeMs: options.retryMinAttemptTimeMs ?? DEFAULT_MIN_ATTEMPT_TIME_MS,
-        deadline: callDeadline(
-          options.deadline,
-          typeof options.deadline === 'number' ? Date.now() : 0,
-          currentCallScope(),
-        ),
+        deadline: callDeadline(options.deadline, callStart(options.deadline), currentCallScope()),
         onRetry: options.onRetry,
       });
     }
@@ -94,7 +91,7 @@ class RetriedCall<Request, Response> {
   /** A response message reached the caller: from then on the call is committed. */
   private received = false;
   private retrying = false;
-  /** A relative `deadline` counts from here; the success path skips the clock otherwise. */
+  /** A relative `deadline` counts from here (see {@link callStart}). */
   private readonly startedAt: number;
   private readonly scope: CallScope | undefined;
 
@@ -104,7 +101,7 @@ class RetriedCall<Request, Response> {
     private readonly budget: RetryBudget,
     private readonly random: () => number,
   ) {
-    this.startedAt = typeof options.deadline === 'number' ? Date.now() : 0;
+    this.startedAt = callStart(options.deadline);
     this.scope = currentCallScope();
     const { onTrailer } = options;
     // The caller's own onTrailer still sees every attempt's trailers.
