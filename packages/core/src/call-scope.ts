@@ -6,7 +6,7 @@ import {
   type ServerMiddleware,
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
-import { type CallState, callState } from './call-state.js';
+import { type CallState, callState, stateReaders } from './call-state.js';
 
 /** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
 export interface PeerIdentity {
@@ -141,6 +141,8 @@ export function serveInCallScope<T, R>(
     state.scope = scope;
     return next();
   }
+  // From the next call on, an inbound-call interceptor spares the steps below.
+  stateReaders.expected = true;
   const own = stateOf(scope);
   return stepsInState(own, callState.run(own, next));
 }
@@ -169,6 +171,7 @@ export interface CallScopeServerOptions {
 export function callScopeServerMiddleware({
   forwardHeaders = DEFAULT_FORWARD_HEADERS,
 }: CallScopeServerOptions = {}): ServerMiddleware {
+  stateReaders.expected = true;
   return <Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,

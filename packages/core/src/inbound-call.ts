@@ -1,5 +1,5 @@
 import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
-import { type CallState, callState } from './call-state.js';
+import { type CallState, callState, stateReaders } from './call-state.js';
 
 // grpc-js does not export these two types from its entry point.
 type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
@@ -30,6 +30,12 @@ export interface InboundCall {
  * methods with a single request, on metadata for client-streaming and bidi ones — and nice-grpc
  * starts the middleware chain from that handler. Running only that callback inside the call's
  * state hands the call to the whole chain, once per call, without touching nice-grpc.
+ *
+ * It does so only once something in the process reads that state (see
+ * {@link expectInboundCalls}): Switchyard's server middleware that need it say so when they
+ * are created. Until then calls pass untouched and no AsyncLocalStorage is ever entered, so a
+ * server whose middleware have nothing to do (tracing and metrics with no OpenTelemetry SDK)
+ * does not pay Node 20's promise hooks for every promise it makes.
  */
 export const inboundCallInterceptor: ServerInterceptor = (method, call) =>
   // grpc-js types an interceptor's result as its ServerInterceptingCall class, but only ever
@@ -49,18 +55,18 @@ type Listener = Parameters<ServerInterceptingCallInterface['start']>[0];
  * on every message sent and received; this one only changes how the call starts.
  */
 class InboundInterceptingCall implements ServerInterceptingCallInterface {
-  private readonly state: CallState;
-
   constructor(
     private readonly call: ServerInterceptingCallInterface,
-    path: string,
+    private readonly path: string,
     private readonly requestStream: boolean,
-  ) {
-    this.state = { call, path, scope: undefined };
-  }
+  ) {}
 
   start(listener: Listener): void {
-    const { state } = this;
+    if (!stateReaders.expected) {
+      this.call.start(listener);
+      return;
+    }
+    const state: CallState = { call: this.call, path: this.path, scope: undefined };
     this.call.start({
       onReceiveMetadata: this.requestStream
         ? (metadata) => callState.run(state, () => listener.onReceiveMetadata(metadata))
@@ -128,12 +134,28 @@ export function withInboundCall<T extends { interceptors?: ServerInterceptor[] }
 }
 
 /**
+ * Declares that code in this process reads the inbound call ({@link currentInboundCall}) or
+ * its scope, so that {@link inboundCallInterceptor} enters the call's state for every call from
+ * now on. Switchyard's server middleware call it when they are created (deadline when it is
+ * imported, tracing once an SDK is in place); call it when the server starts if a handler or a
+ * middleware of your own reads {@link currentInboundCall}.
+ */
+export function expectInboundCalls(): void {
+  stateReaders.expected = true;
+}
+
+/**
  * The grpc-js view of the inbound call whose handler is running, or `undefined` when the server
- * was created without {@link inboundCallInterceptor}.
+ * was created without {@link inboundCallInterceptor} — or before anything called
+ * {@link expectInboundCalls} (this call then does, for the calls that follow).
  */
 export function currentInboundCall(): InboundCall | undefined {
   const call = callState.getStore()?.call;
-  return call === undefined ? undefined : new InboundCallView(call);
+  if (call === undefined) {
+    expectInboundCalls();
+    return undefined;
+  }
+  return new InboundCallView(call);
 }
 
 /** Reads grpc-js's call only for what is asked: under mTLS `authContext` parses the peer certificate. */

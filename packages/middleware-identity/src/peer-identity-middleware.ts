@@ -1,6 +1,7 @@
 import {
   currentCallScope,
   currentInboundCall,
+  expectInboundCalls,
   type PeerIdentity,
   Status,
   serveInCallScope,
@@ -59,6 +60,7 @@ export function peerIdentityServerMiddleware({
 }: PeerIdentityOptions = {}): ServerMiddleware<PeerIdentityContext> {
   const trusted = trustedProxies.map(compileGlob);
   const header = identityHeader.toLowerCase();
+  expectInboundCalls();
   return async function* peerIdentity<Request, Response>(
     call: ServerMiddlewareCall<Request, Response, PeerIdentityContext>,
     context: CallContext,

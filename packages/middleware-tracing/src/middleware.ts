@@ -8,6 +8,7 @@ import {
 } from '@opentelemetry/api';
 import {
   currentCallScope,
+  expectInboundCalls,
   GrpcError,
   parseGrpcTarget,
   Status,
@@ -57,6 +58,8 @@ const TRACE_CONTEXT_HEADERS = ['traceparent', 'tracestate'];
 export function tracingServerMiddleware(options: TracingOptions = {}): ServerMiddleware {
   const factory = spanFactory(SpanKind.SERVER, options, undefined);
   const { tracer, propagator } = factory;
+  // With an SDK started later, the first traced call says so itself (serveInCallScope).
+  if (!factory.inert()) expectInboundCalls();
   let lastPeer = '';
   let lastPeerAttributes: Attributes = {};
   return <Request, Response>(
