@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type CallScope, currentCallScope, exponentialBackoff } from '@switchyard/core';
+import { currentCallScope, exponentialBackoff } from '@switchyard/core';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
   type CallOptions,
@@ -93,7 +93,6 @@ class RetriedCall<Request, Response> {
   private retrying = false;
   /** A relative `deadline` counts from here (see {@link callStart}). */
   private readonly startedAt: number;
-  private readonly scope: CallScope | undefined;
 
   constructor(
     private readonly call: ClientMiddlewareCall<Request, Response>,
@@ -102,7 +101,6 @@ class RetriedCall<Request, Response> {
     private readonly random: () => number,
   ) {
     this.startedAt = callStart(options.deadline);
-    this.scope = currentCallScope();
     const { onTrailer } = options;
     // The caller's own onTrailer still sees every attempt's trailers.
     this.attemptOptions = {
@@ -163,7 +161,7 @@ class RetriedCall<Request, Response> {
   async *retries(
     firstFailure: ClientError | undefined,
   ): AsyncGenerator<Response, Response | void, undefined> {
-    const { call, options, budget, random, startedAt, scope } = this;
+    const { call, options, budget, random, startedAt } = this;
     const {
       retry = isIdempotent(call.method),
       retryBaseDelayMs = 1000,
@@ -223,7 +221,9 @@ class RetriedCall<Request, Response> {
             delayMs = pushback;
             backoffIndex = 0;
           }
-          deadline ??= callDeadline(options.deadline, startedAt, scope);
+          // Read on the first failure: the call's steps run in its caller's async context, so
+          // the scope is the one the call started in.
+          deadline ??= callDeadline(options.deadline, startedAt, currentCallScope());
           if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
             throw error;
           }
