@@ -6,7 +6,8 @@ import {
   type ServerMiddleware,
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
-import { type CallState, callState, stateReaders } from './call-state.js';
+import { type CallState, callState } from './call-state.js';
+import { expectInboundCalls } from './inbound-call.js';
 
 /** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
 export interface PeerIdentity {
@@ -142,7 +143,7 @@ export function serveInCallScope<T, R>(
     return next();
   }
   // From the next call on, an inbound-call interceptor spares the steps below.
-  stateReaders.expected = true;
+  expectInboundCalls();
   const own = stateOf(scope);
   return stepsInState(own, callState.run(own, next));
 }
@@ -171,7 +172,7 @@ export interface CallScopeServerOptions {
 export function callScopeServerMiddleware({
   forwardHeaders = DEFAULT_FORWARD_HEADERS,
 }: CallScopeServerOptions = {}): ServerMiddleware {
-  stateReaders.expected = true;
+  expectInboundCalls();
   return <Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,

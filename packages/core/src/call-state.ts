@@ -24,10 +24,3 @@ export interface CallState {
 }
 
 export const callState = new AsyncLocalStorage<CallState>();
-
-/**
- * Whether anything in this process reads the call state (see `expectInboundCalls`). Until then
- * the interceptor enters nothing: on Node 20 the first `run` of any AsyncLocalStorage installs
- * promise hooks that then run for every promise of the process.
- */
-export const stateReaders = { expected: false };

@@ -1,5 +1,12 @@
 import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
-import { type CallState, callState, stateReaders } from './call-state.js';
+import { type CallState, callState } from './call-state.js';
+
+/**
+ * Whether anything in this process reads the call state (see {@link expectInboundCalls}). Until
+ * then the interceptor enters nothing: on Node 20 the first `run` of any AsyncLocalStorage
+ * installs promise hooks that then run for every promise of the process.
+ */
+let readersExpected = false;
 
 // grpc-js does not export these two types from its entry point.
 type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
@@ -62,7 +69,7 @@ class InboundInterceptingCall implements ServerInterceptingCallInterface {
   ) {}
 
   start(listener: Listener): void {
-    if (!stateReaders.expected) {
+    if (!readersExpected) {
       this.call.start(listener);
       return;
     }
@@ -141,7 +148,7 @@ export function withInboundCall<T extends { interceptors?: ServerInterceptor[] }
  * middleware of your own reads {@link currentInboundCall}.
  */
 export function expectInboundCalls(): void {
-  stateReaders.expected = true;
+  readersExpected = true;
 }
 
 /**
