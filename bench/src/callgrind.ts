@@ -64,7 +64,7 @@ export function instructionCounter(pid: number, outFile: string): InstructionCou
   return {
     async start() {
       await control('--instr=on');
-      await control('--zerocost');
+      await control('--zero');
     },
     async read() {
       await control('--dump');

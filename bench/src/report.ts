@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from './machine.js';
-import type { Row, ScenarioResult } from './results.js';
+import type { Row, ScenarioResult, Target } from './results.js';
 
 /** Everything one run produced: written as JSON, rendered as markdown. */
 export interface RunReport {
@@ -63,7 +63,7 @@ export function renderMarkdown(report: RunReport, jsonPath: string): string {
             row.peer,
             row.target!.text,
             row.target!.measured,
-            verdict(row.target!.met),
+            verdict(row.target!),
           ]),
       ),
     ),
@@ -85,7 +85,7 @@ export function renderMarkdown(report: RunReport, jsonPath: string): string {
           peerCell(row, scenario.rows),
           ...scenario.columns.map((column) => formatNumber(row.metrics[column.key], column.digits)),
           ...(scenario.ratioLabel ? [ratioCell(row)] : []),
-          row.target ? `${row.target.text}: ${verdict(row.target.met)}` : '',
+          row.target ? `${row.target.text}: ${verdict(row.target)}` : '',
         ]),
       ),
     );
@@ -107,7 +107,8 @@ function ratioCell(row: Row): string {
   return `${row.ratio.toFixed(2)}×${spread}`;
 }
 
-function verdict(met: boolean | undefined): string {
+function verdict({ met, withinNoise }: Target): string {
+  if (withinNoise) return '≈ within noise';
   return met === undefined ? 'n/a' : met ? '✅ met' : '❌ not met';
 }
 

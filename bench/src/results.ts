@@ -4,8 +4,13 @@ export interface Target {
   text: string;
   /** The figure compared with the goal, as shown, e.g. "1.03×" or "+0.4 ms". */
   measured: string;
-  /** Undefined when the figures it needs are missing (a peer absent). */
+  /**
+   * Undefined when the figures it needs are missing (a peer absent), or when the measurement's
+   * noise leaves the goal on both sides (`withinNoise`).
+   */
   met: boolean | undefined;
+  /** The repetitions' ratios lie on both sides of the goal: they cannot decide it. */
+  withinNoise?: boolean;
 }
 
 /** One peer (or variant) in one case of a scenario. */
@@ -23,6 +28,11 @@ export interface Row {
   ratio?: number;
   /** How far the ratio could move with the repetitions' scatter (see `withRatios`). */
   ratioSpread?: number;
+  /**
+   * The least and the greatest of the paired ratios (see `withRatios`): with five repetitions
+   * the median ratio's true value lies between them with 94% confidence.
+   */
+  ratioRange?: [number, number];
   /** Why there are no figures: not installed (with the command), not built yet. */
   absent?: string;
   target?: Target;

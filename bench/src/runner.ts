@@ -32,7 +32,10 @@ export async function interleaved<Peer>(
  * Paired: each repetition's value is divided by the baseline's from the same repetition — the
  * nearest in time, so a slow spell of the machine that lands on both cancels out — and the
  * ratio is the median of those. Its spread is their median absolute deviation, relative to
- * it: 1.04× ±8% says nothing either way. Rows without repetitions fall back to the medians.
+ * it: 1.04× ±8% says nothing either way. The least and greatest of those ratios are kept too
+ * (`ratioRange`): each lies above the true median ratio with probability ½, so with five
+ * repetitions the true value is between them with 1 − 2 × ½⁵ ≈ 94% confidence, whatever the
+ * noise's shape. Rows without repetitions fall back to the medians.
  *
  * `paired: false` is for figures whose noise only ever adds (instruction counts, where a GC or a
  * JIT compilation lands in some windows): the ratio is that of the rows' metrics (their least
@@ -68,6 +71,7 @@ export function withRatios(
     }
     row.ratio = median(paired);
     row.ratioSpread = median(paired.map((ratio) => Math.abs(ratio - row.ratio!))) / row.ratio;
+    row.ratioRange = [Math.min(...paired), Math.max(...paired)];
   }
   return rows;
 }

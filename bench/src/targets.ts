@@ -77,11 +77,21 @@ export function applyTargets(result: ScenarioResult): ScenarioResult {
 }
 
 function overheadAtMost(row: Row, overhead: number, issue: string): Row['target'] {
-  return {
-    text: `≤ ${Math.round(overhead * 100)}% over ${row.baseline} (${issue})`,
-    measured: `${percent(row.ratio)}${scatter(row)}`,
-    met: row.ratio === undefined ? undefined : row.ratio <= 1 + overhead,
-  };
+  const text = `≤ ${Math.round(overhead * 100)}% over ${row.baseline} (${issue})`;
+  const limit = 1 + overhead;
+  if (row.ratio === undefined) return { text, measured: '—', met: undefined };
+  if (row.ratioRange === undefined) {
+    return { text, measured: `${percent(row.ratio)}${scatter(row)}`, met: row.ratio <= limit };
+  }
+  // Paired CPU-time ratios: decided only when every repetition falls on the same side of the
+  // goal (94% confidence with five). On this shared machine CPU time per call moves by ±10–15%
+  // between adjacent windows of one process, so a few-percent goal is often left to the
+  // instruction counts, whose rows carry the same goal.
+  const [least, greatest] = row.ratioRange;
+  const measured = `${percent(row.ratio)} (${percent(least)} to ${percent(greatest)})`;
+  if (greatest <= limit) return { text, measured, met: true };
+  if (least > limit) return { text, measured, met: false };
+  return { text, measured, met: undefined, withinNoise: true };
 }
 
 function percent(ratio: number | undefined): string {
