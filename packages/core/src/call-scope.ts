@@ -6,6 +6,7 @@ import {
   type ServerMiddleware,
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
+import { withCallOptions } from './call-options.js';
 import { type CallState, callState } from './call-state.js';
 import { expectInboundCalls } from './inbound-call.js';
 
@@ -205,8 +206,7 @@ export const forwardScopeMetadata: ClientMiddleware = (call, options) => {
   for (const [key, values] of scope.forwardMetadata) {
     if (!metadata.has(key)) metadata.set(key, values);
   }
-  const next: CallOptions = { ...options, metadata };
-  return call.next(call.request, next);
+  return call.next(call.request, withCallOptions<CallOptions>(options, { metadata }));
 };
 
 function isEmpty(metadata: Metadata): boolean {

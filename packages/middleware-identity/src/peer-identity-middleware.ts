@@ -5,6 +5,7 @@ import {
   type PeerIdentity,
   Status,
   serveInCallScope,
+  withCallOptions,
 } from '@switchyard/core';
 import {
   type CallContext,
@@ -123,6 +124,6 @@ export function identityHeaderClientMiddleware({
       return call.next(call.request, options);
     }
     const metadata = Metadata(options.metadata).set(header, peer.id);
-    return call.next(call.request, { ...options, metadata });
+    return call.next(call.request, withCallOptions(options, { metadata }));
   };
 }

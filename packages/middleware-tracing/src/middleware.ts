@@ -16,6 +16,7 @@ import {
   servedStatus,
   serveInCallScope,
   settleSteps,
+  withCallOptions,
 } from '@switchyard/core';
 import {
   type CallContext,
@@ -149,7 +150,10 @@ export function tracingClientMiddleware(options: ClientTracingOptions = {}): Cli
     const active = trace.setSpan(parent, span);
     const metadata = Metadata(callOptions.metadata);
     propagator.inject(active, metadata, metadataSetter);
-    return bindContext(active, traceClientCall(span, factory, call, { ...callOptions, metadata }));
+    return bindContext(
+      active,
+      traceClientCall(span, factory, call, withCallOptions(callOptions, { metadata })),
+    );
   };
 }
 
