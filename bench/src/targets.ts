@@ -7,8 +7,8 @@ const NICE_GRPC_PAIR = 'nice-grpc-opentelemetry + nice-grpc-prometheus';
  * function from a row (and its scenario's rows) to the row's target, or undefined.
  */
 const TARGETS: Record<string, (row: Row, rows: readonly Row[]) => Row['target']> = {
-  middleware: middlewareTarget,
-  instructions: middlewareTarget,
+  middleware: (row, rows) => middlewareTarget(row, rows, 'cpuUsPerMessage'),
+  instructions: (row, rows) => middlewareTarget(row, rows),
   proxy(row, rows) {
     if (row.peer !== 'proxy-kit') return undefined;
     const other = (peer: string) =>
@@ -47,8 +47,11 @@ const TARGETS: Record<string, (row: Row, rows: readonly Row[]) => Row['target']>
   },
 };
 
-/** The goals of issues 3, 4 and 7, measured in CPU time and in instructions alike. */
-function middlewareTarget(row: Row, rows: readonly Row[]): Row['target'] {
+/**
+ * The goals of issues 3, 4 and 7, measured in CPU time and in instructions alike. `pairedKey`
+ * names the metric of paired CPU-time rows, which are decided only beyond their noise.
+ */
+function middlewareTarget(row: Row, rows: readonly Row[], pairedKey?: string): Row['target'] {
   const unary = row.case.startsWith('unary');
   if (unary && row.peer === 'Switchyard deadline + cancellation')
     return overheadAtMost(row, 0.05, 'issue 3');
@@ -59,12 +62,23 @@ function middlewareTarget(row: Row, rows: readonly Row[]): Row['target'] {
     const pair = rows.find(
       (other) => other.case === row.case && other.peer === `${NICE_GRPC_PAIR}, ${sdk}`,
     );
-    return {
-      text: `overhead ≤ the nice-grpc pair's (issue 7)`,
-      measured: `${percent(row.ratio)}${scatter(row)} vs ${percent(pair?.ratio)}${pair ? scatter(pair) : ''}`,
-      met:
-        row.ratio === undefined || pair?.ratio === undefined ? undefined : row.ratio <= pair.ratio,
-    };
+    const text = `overhead ≤ the nice-grpc pair's (issue 7)`;
+    const measured = `${percent(row.ratio)}${scatter(row)} vs ${percent(pair?.ratio)}${pair ? scatter(pair) : ''}`;
+    if (row.ratio === undefined || pair?.ratio === undefined) {
+      return { text, measured, met: undefined };
+    }
+    if (pairedKey === undefined) return { text, measured, met: row.ratio <= pair.ratio };
+    // The two stacks were measured in the same repetitions: compared repetition by repetition,
+    // and decided, like the goals above, only when every repetition says the same.
+    const own = (row.samples ?? []).map((sample) => sample[pairedKey]!);
+    const theirs = (pair.samples ?? []).map((sample) => sample[pairedKey]!);
+    const cheaper = own.filter((value, repetition) => value <= theirs[repetition]!).length;
+    if (own.length < 2 || own.length !== theirs.length) {
+      return { text, measured, met: row.ratio <= pair.ratio };
+    }
+    if (cheaper === own.length) return { text, measured, met: true };
+    if (cheaper === 0) return { text, measured, met: false };
+    return { text, measured, met: undefined, withinNoise: true };
   }
   return undefined;
 }
