@@ -72,10 +72,10 @@ function middlewareTarget(row: Row, rows: readonly Row[], pairedKey?: string): R
     // and decided, like the goals above, only when every repetition says the same.
     const own = (row.samples ?? []).map((sample) => sample[pairedKey]!);
     const theirs = (pair.samples ?? []).map((sample) => sample[pairedKey]!);
-    const cheaper = own.filter((value, repetition) => value <= theirs[repetition]!).length;
     if (own.length < 2 || own.length !== theirs.length) {
       return { text, measured, met: row.ratio <= pair.ratio };
     }
+    const cheaper = own.filter((value, repetition) => value <= theirs[repetition]!).length;
     if (cheaper === own.length) return { text, measured, met: true };
     if (cheaper === 0) return { text, measured, met: false };
     return { text, measured, met: undefined, withinNoise: true };
