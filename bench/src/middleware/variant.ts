@@ -55,8 +55,7 @@ export interface NiceGrpcStack {
    * Create the server with core's `withInboundCall()`, as the READMEs of Switchyard's server
    * middleware ask (deadline and identity need it; the call scope, metrics and tracing use it to
    * see the deadline and to enter the scope once per call). nice-grpc's own packages go without:
-   * once something in the process reads the call, the interceptor keeps an AsyncLocalStorage
-   * entered, which on Node 20 costs every promise of the process its async hooks.
+   * they read nothing from it, and it enters an AsyncLocalStorage per call.
    */
   inboundCall?: boolean;
 }

@@ -1,14 +1,11 @@
 import {
   type CallContext,
-  type CallOptions,
   type ClientMiddleware,
   Metadata,
   type ServerMiddleware,
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
-import { withCallOptions } from './call-options.js';
 import { type CallState, callState } from './call-state.js';
-import { expectInboundCalls } from './inbound-call.js';
 
 /** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
 export interface PeerIdentity {
@@ -143,8 +140,6 @@ export function serveInCallScope<T, R>(
     state.scope = scope;
     return next();
   }
-  // From the next call on, an inbound-call interceptor spares the steps below.
-  expectInboundCalls();
   const own = stateOf(scope);
   return stepsInState(own, callState.run(own, next));
 }
@@ -173,7 +168,6 @@ export interface CallScopeServerOptions {
 export function callScopeServerMiddleware({
   forwardHeaders = DEFAULT_FORWARD_HEADERS,
 }: CallScopeServerOptions = {}): ServerMiddleware {
-  expectInboundCalls();
   return <Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
@@ -206,7 +200,7 @@ export const forwardScopeMetadata: ClientMiddleware = (call, options) => {
   for (const [key, values] of scope.forwardMetadata) {
     if (!metadata.has(key)) metadata.set(key, values);
   }
-  return call.next(call.request, withCallOptions<CallOptions>(options, { metadata }));
+  return call.next(call.request, { ...options, metadata });
 };
 
 function isEmpty(metadata: Metadata): boolean {

@@ -6,9 +6,8 @@ import type { CallScope } from './call-scope.js';
  * What core keeps for the inbound call being served, in one AsyncLocalStorage shared by the
  * inbound-call interceptor and the call scope.
  *
- * One storage, entered once per call, because on Node 20 every storage that is entered costs
- * each promise the process creates a copy of its store, and every `run` costs a context switch:
- * the interceptor enters it around the grpc-js callback that starts the handler, so the whole
+ * One storage, entered once per call, because every `run` costs a context switch (on Node 22+
+ * a new AsyncContextFrame, a copy of the frame's map): the interceptor enters it around the grpc-js callback that starts the handler, so the whole
  * handler — nice-grpc's middleware chain included — already runs inside it, and server
  * middleware only fills in `scope` instead of entering a storage and wrapping the call's
  * generator. Not exported from the package: reached through `currentCallScope` and

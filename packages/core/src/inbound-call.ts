@@ -1,13 +1,6 @@
 import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import { type CallState, callState } from './call-state.js';
 
-/**
- * Whether anything in this process reads the call state (see {@link expectInboundCalls}). Until
- * then the interceptor enters nothing: on Node 20 the first `run` of any AsyncLocalStorage
- * installs promise hooks that then run for every promise of the process.
- */
-let readersExpected = false;
-
 // grpc-js does not export these two types from its entry point.
 type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
 type ConnectionInfo = ReturnType<ServerInterceptingCallInterface['getConnectionInfo']>;
@@ -36,13 +29,9 @@ export interface InboundCall {
  * grpc-js invokes the method handler from inside one listener callback — on half-close for
  * methods with a single request, on metadata for client-streaming and bidi ones — and nice-grpc
  * starts the middleware chain from that handler. Running only that callback inside the call's
- * state hands the call to the whole chain, once per call, without touching nice-grpc.
- *
- * It does so only once something in the process reads that state (see
- * {@link expectInboundCalls}): Switchyard's server middleware that need it say so when they
- * are created. Until then calls pass untouched and no AsyncLocalStorage is ever entered, so a
- * server whose middleware have nothing to do (tracing and metrics with no OpenTelemetry SDK)
- * does not pay Node 20's promise hooks for every promise it makes.
+ * state hands the call to the whole chain, once per call, without touching nice-grpc. On Node
+ * 22 and later (AsyncContextFrame) entering it costs one context frame per call and nothing per
+ * promise (bench/RESULTS.md, "call scope alone").
  */
 export const inboundCallInterceptor: ServerInterceptor = (method, call) =>
   // grpc-js types an interceptor's result as its ServerInterceptingCall class, but only ever
@@ -69,10 +58,6 @@ class InboundInterceptingCall implements ServerInterceptingCallInterface {
   ) {}
 
   start(listener: Listener): void {
-    if (!readersExpected) {
-      this.call.start(listener);
-      return;
-    }
     const state: CallState = { call: this.call, path: this.path, scope: undefined };
     this.call.start({
       onReceiveMetadata: this.requestStream
@@ -141,28 +126,12 @@ export function withInboundCall<T extends { interceptors?: ServerInterceptor[] }
 }
 
 /**
- * Declares that code in this process reads the inbound call ({@link currentInboundCall}) or
- * its scope, so that {@link inboundCallInterceptor} enters the call's state for every call from
- * now on. Switchyard's server middleware call it when they are created (deadline when it is
- * imported, tracing once an SDK is in place); call it when the server starts if a handler or a
- * middleware of your own reads {@link currentInboundCall}.
- */
-export function expectInboundCalls(): void {
-  readersExpected = true;
-}
-
-/**
  * The grpc-js view of the inbound call whose handler is running, or `undefined` when the server
- * was created without {@link inboundCallInterceptor} — or before anything called
- * {@link expectInboundCalls} (this call then does, for the calls that follow).
+ * was created without {@link inboundCallInterceptor}.
  */
 export function currentInboundCall(): InboundCall | undefined {
   const call = callState.getStore()?.call;
-  if (call === undefined) {
-    expectInboundCalls();
-    return undefined;
-  }
-  return new InboundCallView(call);
+  return call === undefined ? undefined : new InboundCallView(call);
 }
 
 /** Reads grpc-js's call only for what is asked: under mTLS `authContext` parses the peer certificate. */

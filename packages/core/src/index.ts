@@ -1,5 +1,4 @@
 export * from './backoff.js';
-export * from './call-options.js';
 export * from './call-scope.js';
 export * from './duration.js';
 export * from './events.js';

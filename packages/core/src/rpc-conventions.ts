@@ -218,7 +218,7 @@ export function isServerError(code: Status): boolean {
  * returned (`error` undefined). Mirrors nice-grpc: a ServerError keeps its code, an abort is
  * CANCELLED, anything else (including a downstream call's ClientError) is UNKNOWN. When the call
  * was aborted, grpc-js has already sent the status: DEADLINE_EXCEEDED if the client's deadline
- * has passed (known through the call scope or `withInboundCall`, see `expectInboundCalls`),
+ * has passed (known through the call scope or `withInboundCall`),
  * else CANCELLED — whatever the handler did afterwards.
  */
 export function servedStatus(context: CallContext, failed: boolean, error?: unknown): Status {

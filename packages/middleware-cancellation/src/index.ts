@@ -1,4 +1,4 @@
-import { currentCallScope, withCallOptions } from '@switchyard/core';
+import { currentCallScope } from '@switchyard/core';
 import type { CallOptions, ClientMiddleware, ClientMiddlewareCall } from 'nice-grpc-common';
 
 /** Call options of {@link cancellationMiddleware}. */
@@ -27,8 +27,7 @@ export const cancellationMiddleware: ClientMiddleware<CancellationOptions> = (ca
   // rest copy is a slow path in V8), which keeps them nearly free: outside a handler the call
   // passes through; without a signal of its own it simply uses the inbound one.
   if (inbound === undefined || own === inbound) return call.next(call.request, options);
-  if (own === undefined)
-    return call.next(call.request, withCallOptions(options, { signal: inbound }));
+  if (own === undefined) return call.next(call.request, { ...options, signal: inbound });
   return linked(call, options, own, inbound);
 };
 
@@ -48,7 +47,7 @@ async function* linked<Request, Response>(
     inbound.addEventListener('abort', abort);
   }
   try {
-    return yield* call.next(call.request, withCallOptions(options, { signal: controller.signal }));
+    return yield* call.next(call.request, { ...options, signal: controller.signal });
   } finally {
     own.removeEventListener('abort', abort);
     inbound.removeEventListener('abort', abort);

@@ -4,7 +4,6 @@ import {
   encodeGrpcTimeout,
   lazySteps,
   settleSteps,
-  withCallOptions,
 } from '@switchyard/core';
 import {
   type CallOptions,
@@ -135,7 +134,7 @@ export function deadlineClientMiddleware({
     let timer = setTimeout(expire, Math.min(remaining, MAX_TIMER_DELAY));
 
     return settleSteps<Response, Response | void>(
-      call.next(call.request, withCallOptions(options, { metadata, signal: controller.signal })),
+      call.next(call.request, { ...options, metadata, signal: controller.signal }),
       () => {
         clearTimeout(timer);
         callerSignal?.removeEventListener('abort', abort);
@@ -155,7 +154,7 @@ export function deadlineClientMiddleware({
       return call.next(call.request, options);
     }
     // Handled here: middleware further in (another deadline middleware) must not apply it again.
-    const rest = withCallOptions(options, { deadline: undefined, propagateDeadline: undefined });
+    const rest = { ...options, deadline: undefined, propagateDeadline: undefined };
     return lazySteps(() => withDeadline(call, rest, deadline, scope));
   };
 }

@@ -1,10 +1,4 @@
-import {
-  currentInboundCall,
-  expectInboundCalls,
-  type StepsEnd,
-  serveInCallScope,
-  settleSteps,
-} from '@switchyard/core';
+import { currentInboundCall, type StepsEnd, serveInCallScope, settleSteps } from '@switchyard/core';
 import {
   type CallContext,
   ClientError,
@@ -31,10 +25,6 @@ const MISSING_INTERCEPTOR =
 
 let warned = false;
 const noTimeout = () => undefined;
-
-// A middleware that is a value, not a factory, has no moment of creation: importing it is the
-// sign that servers here will read the inbound call.
-expectInboundCalls();
 
 /**
  * Server middleware that gives handlers the deadline their client sent, in the call context and

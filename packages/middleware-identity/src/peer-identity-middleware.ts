@@ -1,11 +1,9 @@
 import {
   currentCallScope,
   currentInboundCall,
-  expectInboundCalls,
   type PeerIdentity,
   Status,
   serveInCallScope,
-  withCallOptions,
 } from '@switchyard/core';
 import {
   type CallContext,
@@ -61,7 +59,6 @@ export function peerIdentityServerMiddleware({
 }: PeerIdentityOptions = {}): ServerMiddleware<PeerIdentityContext> {
   const trusted = trustedProxies.map(compileGlob);
   const header = identityHeader.toLowerCase();
-  expectInboundCalls();
   return async function* peerIdentity<Request, Response>(
     call: ServerMiddlewareCall<Request, Response, PeerIdentityContext>,
     context: CallContext,
@@ -124,6 +121,6 @@ export function identityHeaderClientMiddleware({
       return call.next(call.request, options);
     }
     const metadata = Metadata(options.metadata).set(header, peer.id);
-    return call.next(call.request, withCallOptions(options, { metadata }));
+    return call.next(call.request, { ...options, metadata });
   };
 }

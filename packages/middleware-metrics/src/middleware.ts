@@ -1,6 +1,5 @@
 import { createNoopMeter, type MeterProvider, metrics } from '@opentelemetry/api';
 import {
-  expectInboundCalls,
   GrpcError,
   type MethodDefinitionLike,
   methodRecognizer,
@@ -280,8 +279,6 @@ function clientStatus(end: StepsEnd, error: unknown): Status {
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
   const measure = measurer('server', options, undefined);
   if (measure === undefined) return (call, context) => call.next(call.request, context);
-  // Telling an expired deadline from a cancellation (servedStatus) reads the inbound call.
-  expectInboundCalls();
   return function metricsServer<Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,

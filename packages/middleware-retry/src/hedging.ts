@@ -1,4 +1,4 @@
-import { withCallOptions } from '@switchyard/core';
+import {} from '@switchyard/core';
 import { AbortError, delay } from 'abort-controller-x';
 import {
   type CallOptions,
@@ -47,21 +47,19 @@ class HedgedAttempt<Request, Response> {
 
   constructor(call: ClientMiddlewareCall<Request, Response>, options: CallOptions, number: number) {
     const { onHeader, onTrailer } = options;
-    this.iterator = call.next(
-      call.request,
-      withCallOptions(options, {
-        signal: this.controller.signal,
-        metadata: number > 1 ? attemptMetadata(options.metadata, number) : options.metadata,
-        onHeader: (headers) => {
-          this.headers = headers;
-          if (this.won) onHeader?.(headers);
-        },
-        onTrailer: (trailers) => {
-          this.trailers = trailers;
-          if (this.won) onTrailer?.(trailers);
-        },
-      }),
-    );
+    this.iterator = call.next(call.request, {
+      ...options,
+      signal: this.controller.signal,
+      metadata: number > 1 ? attemptMetadata(options.metadata, number) : options.metadata,
+      onHeader: (headers) => {
+        this.headers = headers;
+        if (this.won) onHeader?.(headers);
+      },
+      onTrailer: (trailers) => {
+        this.trailers = trailers;
+        if (this.won) onTrailer?.(trailers);
+      },
+    });
     // Settled, never rejected: a cancelled loser's failure must not become an unhandled rejection.
     this.firstStep = this.iterator.next().then(
       (result) => ({ attempt: this, result }),

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currentCallScope, exponentialBackoff, withCallOptions } from '@switchyard/core';
+import { currentCallScope, exponentialBackoff } from '@switchyard/core';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
   type CallOptions,
@@ -103,12 +103,13 @@ class RetriedCall<Request, Response> {
     this.startedAt = callStart(options.deadline);
     const { onTrailer } = options;
     // The caller's own onTrailer still sees every attempt's trailers.
-    this.attemptOptions = withCallOptions(options, {
+    this.attemptOptions = {
+      ...options,
       onTrailer: (received) => {
         this.trailers = received;
         onTrailer?.(received);
       },
-    });
+    };
   }
 
   start(): void {
@@ -248,9 +249,10 @@ class RetriedCall<Request, Response> {
             if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline)
               throw error;
           }
-          const attemptOptions = withCallOptions(this.attemptOptions, {
+          const attemptOptions = {
+            ...this.attemptOptions,
             metadata: attemptMetadata(options.metadata, attempt + 1),
-          });
+          };
           // A relative deadline would restart with every attempt; later ones get the same instant.
           if (typeof options.deadline === 'number') {
             attemptOptions.deadline = new Date(deadline!);

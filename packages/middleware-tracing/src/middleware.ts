@@ -8,7 +8,6 @@ import {
 } from '@opentelemetry/api';
 import {
   currentCallScope,
-  expectInboundCalls,
   GrpcError,
   parseGrpcTarget,
   Status,
@@ -16,7 +15,6 @@ import {
   servedStatus,
   serveInCallScope,
   settleSteps,
-  withCallOptions,
 } from '@switchyard/core';
 import {
   type CallContext,
@@ -59,17 +57,15 @@ const TRACE_CONTEXT_HEADERS = ['traceparent', 'tracestate'];
 export function tracingServerMiddleware(options: TracingOptions = {}): ServerMiddleware {
   const factory = spanFactory(SpanKind.SERVER, options, undefined);
   const { tracer, propagator } = factory;
-  // With an SDK started later, the first traced call says so itself (serveInCallScope).
-  if (!factory.inert()) expectInboundCalls();
   let lastPeer = '';
   let lastPeerAttributes: Attributes = {};
   return <Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
   ) => {
-    // No SDK: spans would be no-ops and no context could be extracted, yet entering the call
-    // scope would still cost the process its async hooks. The call passes untouched; a scope
-    // opened by other middleware forwards the caller's trace headers as received.
+    // No SDK: spans would be no-ops and no context could be extracted. The call passes
+    // untouched; a scope opened by other middleware forwards the caller's trace headers as
+    // received.
     if (factory.inert()) return call.next(call.request, context);
     const method = factory.method(call.method);
     const parent = propagator.extract(ROOT_CONTEXT, context.metadata, metadataGetter);
@@ -150,10 +146,7 @@ export function tracingClientMiddleware(options: ClientTracingOptions = {}): Cli
     const active = trace.setSpan(parent, span);
     const metadata = Metadata(callOptions.metadata);
     propagator.inject(active, metadata, metadataSetter);
-    return bindContext(
-      active,
-      traceClientCall(span, factory, call, withCallOptions(callOptions, { metadata })),
-    );
+    return bindContext(active, traceClientCall(span, factory, call, { ...callOptions, metadata }));
   };
 }
 
