@@ -111,3 +111,21 @@ export function validFieldValue(value: string): boolean {
   }
   return true;
 }
+
+/**
+ * The content-length a message's head declares (RFC 9113 §8.1.1, RFC 9110 §8.6): -1 when none,
+ * -2 when it is not a number or repeated with different values (the message is malformed).
+ */
+export function declaredLength(block: HeaderBlock): number {
+  const fields = block.fields;
+  let length = -1;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] !== 'content-length') continue;
+    const value = fields[i + 1] as string;
+    if (!/^\d{1,15}$/.test(value)) return -2;
+    const parsed = Number(value);
+    if (length >= 0 && parsed !== length) return -2;
+    length = parsed;
+  }
+  return length;
+}

@@ -1,4 +1,11 @@
-export * from './connection.js';
-export * from './frames.js';
-export * from './hpack.js';
-export * from './stream.js';
+export { H2Connection } from './connection.js';
+export * from './constants.js';
+export {
+  CompressionError,
+  HeaderBlock,
+  HpackDecoder,
+  type HpackDecoderOptions,
+  HpackEncoder,
+} from './hpack.js';
+export type { ConnectionHandler, H2Options } from './options.js';
+export type { H2Stream, StreamHandler, StreamState } from './stream.js';
