@@ -135,6 +135,11 @@ export class OutlierEjection {
     return this.#state;
   }
 
+  /** The probe call is in flight: the ejection's end or renewal is due with its verdict. */
+  get probing(): boolean {
+    return this.#probeInFlight;
+  }
+
   /** Whether `status`, answered by the endpoint, is one of the failure codes. */
   isFailure(status: Status): boolean {
     return this.#failureCodes.has(status);
@@ -192,7 +197,7 @@ export class OutlierEjection {
       const ms = Math.max(0, Math.round(this.#probeAt - performance.now()));
       return `ejected after ${this.#threshold} consecutive failures, probing in ${ms} ms`;
     }
-    if (this.#state === 'half-open' && this.#probeInFlight) {
+    if (this.#probeInFlight) {
       return 'ejected, a probe call is in flight';
     }
     return undefined;

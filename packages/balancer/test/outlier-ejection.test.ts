@@ -65,6 +65,7 @@ describe('OutlierEjection', () => {
     expect(ejection.isReady()).toBe(false);
     expect(ejection.sent()).toBe(false);
     expect(ejection.notReadyReason()).toBe('ejected, a probe call is in flight');
+    expect(ejection.probing).toBe(true);
     ejection.finished(probe, 'succeeded');
     expect(ejection.state).toBe('closed');
     expect(ejection.isReady()).toBe(true);
