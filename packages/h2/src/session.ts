@@ -296,7 +296,7 @@ export class Session implements FrameSink {
     // its side is cut shortly after.
     this.socket.end();
     setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
-    this.#terminate();
+    this.#terminate(reason);
   }
 
   // ---- Stream-facing writers (called by Stream only) ----
@@ -1239,7 +1239,7 @@ export class Session implements FrameSink {
   }
 
   /** The connection is over: every stream still open learns why, then the owner does. */
-  #terminate(): void {
+  #terminate(destroyedFor?: string): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.#handshakeTimer);
@@ -1250,7 +1250,10 @@ export class Session implements FrameSink {
     this.#block = undefined;
     this.#blocked = [];
     this.#writer.discard();
-    const clean = this.#streams.size === 0 && (this.#goawayReceived || this.#goawaySent);
+    const clean =
+      destroyedFor === undefined &&
+      this.#streams.size === 0 &&
+      (this.#goawayReceived || this.#goawaySent);
     const reason = clean ? undefined : (this.failure ?? 'connection closed');
     if (reason !== undefined) this.failure ??= reason;
     const pings = this.#pings;
