@@ -58,13 +58,9 @@ describe('endpoints added and removed through each discovery source take effect 
       }),
     );
     await connectedTo(channel, ['127.0.0.1', '127.0.0.2'].map(at));
-    await acrossChange(
-      channel,
-      async () => {
-        dns.state.zones['api.test'] = { A: ['127.0.0.1', '127.0.0.3'] };
-      },
-      ['127.0.0.1', '127.0.0.3'],
-    );
+    await acrossChange(channel, async () => {
+      dns.state.zones['api.test'] = { A: ['127.0.0.1', '127.0.0.3'] };
+    }, ['127.0.0.1', '127.0.0.3']);
   });
 
   it('file:///path: a rewritten endpoints file', async () => {
@@ -72,15 +68,11 @@ describe('endpoints added and removed through each discovery source take effect 
     await writeFile(file, `endpoints: [${at('127.0.0.1')}, ${at('127.0.0.2')}]\n`);
     const channel = track(createBalancedChannel(`file://${file}`));
     await connectedTo(channel, ['127.0.0.1', '127.0.0.2'].map(at));
-    await acrossChange(
-      channel,
-      async () => {
-        // As editors and ConfigMap mounts replace a file: an atomic rename.
-        await writeFile(`${file}.new`, `endpoints: [${at('127.0.0.1')}, ${at('127.0.0.3')}]\n`);
-        await rename(`${file}.new`, file);
-      },
-      ['127.0.0.1', '127.0.0.3'],
-    );
+    await acrossChange(channel, async () => {
+      // As editors and ConfigMap mounts replace a file: an atomic rename.
+      await writeFile(`${file}.new`, `endpoints: [${at('127.0.0.1')}, ${at('127.0.0.3')}]\n`);
+      await rename(`${file}.new`, file);
+    }, ['127.0.0.1', '127.0.0.3']);
   });
 
   it('a Discovery of the caller: followed, and left open when the channel closes', async () => {
@@ -97,7 +89,9 @@ describe('endpoints added and removed through each discovery source take effect 
   });
 
   it('static:///host:port,host:port and an array of host:port', async () => {
-    const fromString = track(createBalancedChannel(`static:///${at('127.0.0.1')},${at('127.0.0.2')}`));
+    const fromString = track(
+      createBalancedChannel(`static:///${at('127.0.0.1')},${at('127.0.0.2')}`),
+    );
     const fromArray = track(createBalancedChannel([at('127.0.0.2'), at('127.0.0.3')]));
     await connectedTo(fromString, ['127.0.0.1', '127.0.0.2'].map(at));
     await connectedTo(fromArray, ['127.0.0.2', '127.0.0.3'].map(at));

@@ -4,7 +4,10 @@ import { type Backoff, type BackoffOptions, exponentialBackoff, Status } from '@
 export interface OutlierOptions {
   /** Consecutive failed calls that eject an endpoint. Default 7 (Linkerd). */
   consecutiveFailures?: number;
-  /** How long an ejection lasts: 1 s doubling to 60 s, ±25 % jitter (Linkerd). */
+  /**
+   * How long an ejection lasts: 1 s doubling to 60 s, ±25 % jitter (Linkerd); what is given
+   * replaces only those defaults it names.
+   */
   ejectionBackoff?: BackoffOptions;
   /**
    * Largest share of the endpoints ejected at once, in percent; at least one endpoint may always
@@ -115,7 +118,7 @@ export class OutlierEjection {
   constructor(options: OutlierOptions, budget: EjectionBudget, events: OutlierEvents = {}) {
     const {
       consecutiveFailures = 7,
-      ejectionBackoff = { baseMs: 1_000, maxMs: 60_000, jitter: 0.25 },
+      ejectionBackoff,
       failureCodes = DEFAULT_FAILURE_CODES,
     } = options;
     if (!(Number.isInteger(consecutiveFailures) && consecutiveFailures >= 1)) {
@@ -125,7 +128,12 @@ export class OutlierEjection {
     }
     this.#threshold = consecutiveFailures;
     this.#failureCodes = new Set(failureCodes);
-    this.#backoff = exponentialBackoff(ejectionBackoff);
+    this.#backoff = exponentialBackoff({
+      baseMs: 1_000,
+      maxMs: 60_000,
+      jitter: 0.25,
+      ...ejectionBackoff,
+    });
     this.#budget = budget;
     this.#events = events;
     budget.join();

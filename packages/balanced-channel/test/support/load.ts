@@ -34,10 +34,18 @@ function callLog(): CallLog {
   };
 }
 
-/** Makes `calls` unary calls, `concurrency` at a time, on a TestService client of `channel`. */
+/**
+ * Makes `calls` unary calls, `concurrency` at a time, on a TestService client of `channel`;
+ * each waits `delayMs` on its server, and is cancelled after `cancelAfterMs` if given.
+ */
 export async function callMany(
   channel: BalancedChannel,
-  { calls, concurrency = 8, delayMs = 0 }: { calls: number; concurrency?: number; delayMs?: number },
+  {
+    calls,
+    concurrency = 8,
+    delayMs = 0,
+    cancelAfterMs,
+  }: { calls: number; concurrency?: number; delayMs?: number; cancelAfterMs?: number },
 ): Promise<CallLog> {
   const client = createClient(TestServiceDefinition, channel);
   const log = callLog();
@@ -45,7 +53,8 @@ export async function callMany(
   const worker = async () => {
     while (left-- > 0) {
       try {
-        log.backends.push((await client.unary({ payload: 'x', delayMs })).backend);
+        const signal = cancelAfterMs === undefined ? undefined : AbortSignal.timeout(cancelAfterMs);
+        log.backends.push((await client.unary({ payload: 'x', delayMs }, { signal })).backend);
       } catch (error) {
         log.failures.push((error as Error).message);
       }
