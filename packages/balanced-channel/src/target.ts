@@ -79,10 +79,10 @@ export function resolveTarget(
       const { host, port, address } = hostPort(path, fail);
       if (isIP(host)) {
         // An address needs no lookup (grpc's DNS resolver does the same).
-        return staticTarget([address], target, onError);
+        return staticTarget([address], JSON.stringify(target), onError);
       }
       const servers = authority === '' ? undefined : [authority];
-      if (servers && !isIP(authority) && !isIP(hostPort(authority, fail).host)) {
+      if (servers && !isIP(authority) && !isIpAndPort(authority)) {
         fail(`the DNS server "${authority}" is not an IP address or ip:port`);
       }
       return {
@@ -136,7 +136,7 @@ export function resolveTarget(
     }
     case 'static': {
       const entries = path.split(',').map((entry) => entry.trim());
-      return staticTarget(entries, target, onError);
+      return staticTarget(entries, JSON.stringify(target), onError);
     }
     default:
       return fail(match ? `unknown scheme "${scheme}:"; ${EXPECTED}` : EXPECTED);
@@ -165,6 +165,14 @@ function hostPort(text: string, fail: (problem: string) => never) {
     return parseEndpoint(text);
   } catch (error) {
     return fail((error as Error).message);
+  }
+}
+
+function isIpAndPort(text: string): boolean {
+  try {
+    return isIP(parseEndpoint(text).host) !== 0;
+  } catch {
+    return false;
   }
 }
 
