@@ -141,6 +141,8 @@ export class Session implements FrameSink {
   failure: string | undefined = undefined;
   #pings: PendingPing[] = [];
   #pingCounter = 0;
+  /** Second half of our PING payloads, so that an ACK is not matched by chance. */
+  readonly #pingNonce = (Math.random() * 0x1_0000_0000) >>> 0;
   #drainPingId = -1;
   // Input.
   #block: HeaderBlockInProgress | undefined = undefined;
@@ -447,7 +449,7 @@ export class Session implements FrameSink {
     this.#pingCounter = id;
     const payload = Buffer.allocUnsafe(8);
     payload.writeUInt32BE(PING_TAG | id, 0);
-    payload.writeUInt32BE(0, 4);
+    payload.writeUInt32BE(this.#pingNonce, 4);
     this.#writer.ping(payload, 0, false);
     this.#scheduleFlush();
     return id;
@@ -1008,7 +1010,8 @@ export class Session implements FrameSink {
     if (flags & FLAG_ACK) {
       // §6.7: an ACK carries the payload of the PING it answers; others are not ours.
       const word = buf.readUInt32BE(start);
-      if ((word & 0xffff0000) >>> 0 !== PING_TAG) return;
+      if ((word & 0xffff0000) >>> 0 !== PING_TAG || buf.readUInt32BE(start + 4) !== this.#pingNonce)
+        return;
       const id = word & 0xffff;
       if (id === this.#drainPingId) {
         this.#drainPingId = -1;

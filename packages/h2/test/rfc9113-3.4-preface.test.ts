@@ -1,7 +1,17 @@
-import { connect } from 'node:net';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { F, frame, PREFACE, RawPeer, rawClient, rawServerAndClient, settings, startServer, T } from './support/raw.js';
+import {
+  F,
+  frame,
+  PREFACE,
+  RawPeer,
+  rawClient,
+  rawServerAndClient,
+  settings,
+  startServer,
+  T,
+} from './support/raw.js';
 
 // RFC 9113 §3.4: the client's preface is the 24-octet string followed by SETTINGS; the server's
 // is SETTINGS. "Clients and servers MUST treat an invalid connection preface as a connection
@@ -97,7 +107,8 @@ describe('§3.4 connection preface, client role', () => {
     const first = await peer.next();
     expect(first).toMatchObject({ type: T.SETTINGS, flags: 0 });
     const ids = [];
-    for (let p = 0; p < first!.payload.length; p += 6) ids.push([first!.payload.readUInt16BE(p), first!.payload.readUInt32BE(p + 2)]);
+    for (let p = 0; p < first!.payload.length; p += 6)
+      ids.push([first!.payload.readUInt16BE(p), first!.payload.readUInt32BE(p + 2)]);
     expect(ids).toContainEqual([2, 0]); // SETTINGS_ENABLE_PUSH 0
     expect(client.ready).toBe(false);
     expect(client.hasCapacity()).toBe(false);
@@ -108,7 +119,7 @@ describe('§3.4 connection preface, client role', () => {
     close();
   });
 
-  it("a server whose first frame is not SETTINGS gets GOAWAY(PROTOCOL_ERROR)", async () => {
+  it('a server whose first frame is not SETTINGS gets GOAWAY(PROTOCOL_ERROR)', async () => {
     const { peer, closes, close } = await rawServerAndClient();
     peer.send(frame(T.PING, 0, 0, Buffer.alloc(8)));
     expect((await peer.goaway())?.code).toBe(1);

@@ -14,7 +14,9 @@ describe('§4.1 frame format', () => {
     const peer = await rawClient(server.port);
     peer.send(frame(0xfa, 0xff, 0, Buffer.from('extension')), frame(0xfb, 0, 1, Buffer.alloc(3)));
     peer.send(peer.headers(1, REQUEST, { endStream: true, flags: 0x10 | 0x40 }));
-    expect(await peer.next((f) => f.type === T.DATA && f.stream === 1 && (f.flags & F.END_STREAM) === 1)).toBeDefined();
+    expect(
+      await peer.next((f) => f.type === T.DATA && f.stream === 1 && (f.flags & F.END_STREAM) === 1),
+    ).toBeDefined();
     expect(await peer.alive()).toBe(true);
     peer.close();
   });
@@ -55,7 +57,14 @@ describe('§4.2 frame size', () => {
 describe('§4.3 field section compression and decompression', () => {
   it('an undecodable header block is a connection error (COMPRESSION_ERROR)', async () => {
     const peer = await rawClient(server.port);
-    peer.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])));
+    peer.send(
+      frame(
+        T.HEADERS,
+        F.END_HEADERS | F.END_STREAM,
+        1,
+        Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      ),
+    );
     expect((await peer.goaway())?.code).toBe(0x9);
     expect(await peer.whenClosed()).toBe(true);
   });
@@ -71,7 +80,12 @@ describe('§4.3 field section compression and decompression', () => {
     const small = await startServer({ maxConcurrentStreams: 1 });
     const peer = await rawClient(small.port);
     // Stream 3 is refused, but its block adds entries to the dynamic table that 5 refers to.
-    peer.send(peer.headers(1, REQUEST.map((v, i) => (i === 5 ? '/hold' : v))));
+    peer.send(
+      peer.headers(
+        1,
+        REQUEST.map((v, i) => (i === 5 ? '/hold' : v)),
+      ),
+    );
     peer.send(peer.headers(3, [...REQUEST, 'x-shared', 'value-1']));
     expect(await peer.reset(3)).toBe(0x7);
     peer.send(peer.headers(5, [...REQUEST, 'x-shared', 'value-1'], { endStream: true }));

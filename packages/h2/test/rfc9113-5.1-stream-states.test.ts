@@ -65,7 +65,10 @@ describe('§5.1 half-closed (remote): only WINDOW_UPDATE, PRIORITY and RST_STREA
   it('WINDOW_UPDATE, PRIORITY and RST_STREAM are accepted', async () => {
     const peer = await rawClient(server.port);
     peer.send(peer.headers(1, HOLD, { endStream: true }));
-    peer.send(frame(T.WINDOW_UPDATE, 0, 1, u32(1000)), frame(T.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])));
+    peer.send(
+      frame(T.WINDOW_UPDATE, 0, 1, u32(1000)),
+      frame(T.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
+    );
     expect(await peer.alive()).toBe(true);
     expect(peer.frames.some((f) => f.type === T.RST_STREAM)).toBe(false);
     peer.send(frame(T.RST_STREAM, 0, 1, u32(8)));
@@ -77,7 +80,11 @@ describe('§5.1 half-closed (remote): only WINDOW_UPDATE, PRIORITY and RST_STREA
 describe('§5.1 closed', () => {
   it("after the peer's RST_STREAM, DATA is a stream error (STREAM_CLOSED)", async () => {
     const peer = await rawClient(server.port);
-    peer.send(peer.headers(1), frame(T.RST_STREAM, 0, 1, u32(8)), frame(T.DATA, 0, 1, Buffer.from('x')));
+    peer.send(
+      peer.headers(1),
+      frame(T.RST_STREAM, 0, 1, u32(8)),
+      frame(T.DATA, 0, 1, Buffer.from('x')),
+    );
     expect(await peer.reset(1)).toBe(0x5);
     expect(await peer.alive()).toBe(true);
     peer.close();
@@ -95,7 +102,10 @@ describe('§5.1 closed', () => {
   it("after the peer's RST_STREAM, PRIORITY is accepted and RST_STREAM is not answered", async () => {
     const peer = await rawClient(server.port);
     peer.send(peer.headers(1), frame(T.RST_STREAM, 0, 1, u32(8)));
-    peer.send(frame(T.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])), frame(T.RST_STREAM, 0, 1, u32(8)));
+    peer.send(
+      frame(T.PRIORITY, 0, 1, Buffer.from([0, 0, 0, 0, 16])),
+      frame(T.RST_STREAM, 0, 1, u32(8)),
+    );
     expect(await peer.alive()).toBe(true);
     expect(peer.frames.some((f) => f.type === T.RST_STREAM)).toBe(false);
     peer.close();
@@ -159,7 +169,10 @@ describe('§5.1.1 stream identifiers', () => {
 
   it('a stream id lower than one already used is a connection error (PROTOCOL_ERROR)', async () => {
     const peer = await rawClient(server.port);
-    peer.send(peer.headers(5, REQUEST, { endStream: true }), peer.headers(3, REQUEST, { endStream: true }));
+    peer.send(
+      peer.headers(5, REQUEST, { endStream: true }),
+      peer.headers(3, REQUEST, { endStream: true }),
+    );
     expect((await peer.goaway())?.code).toBe(0x1);
   });
 
@@ -204,4 +217,3 @@ describe('§5.1.2 stream concurrency', () => {
     peer.close();
   });
 });
-

@@ -41,7 +41,12 @@ export interface Frame {
   payload: Buffer;
 }
 
-export function frame(type: number, flags: number, stream: number, payload: Buffer | number[] = []): Buffer {
+export function frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Buffer | number[] = [],
+): Buffer {
   const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
   const header = Buffer.alloc(9);
   header.writeUIntBE(body.length, 0, 3);
@@ -157,7 +162,10 @@ export class RawPeer {
   }
 
   /** Waits for the next frame (from where the last wait stopped) matching `match`. */
-  async next(match: (f: Frame) => boolean = () => true, timeoutMs = 2000): Promise<Frame | undefined> {
+  async next(
+    match: (f: Frame) => boolean = () => true,
+    timeoutMs = 2000,
+  ): Promise<Frame | undefined> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.#read < this.frames.length) {
@@ -176,8 +184,13 @@ export class RawPeer {
   }
 
   /** The GOAWAY that ended the connection: `{ code, lastStreamId, debug }`. */
-  async goaway(timeoutMs = 2000): Promise<{ code: number; lastStreamId: number; debug: string } | undefined> {
-    const f = await this.next((f) => f.type === T.GOAWAY && f.payload.readUInt32BE(4) !== 0, timeoutMs);
+  async goaway(
+    timeoutMs = 2000,
+  ): Promise<{ code: number; lastStreamId: number; debug: string } | undefined> {
+    const f = await this.next(
+      (f) => f.type === T.GOAWAY && f.payload.readUInt32BE(4) !== 0,
+      timeoutMs,
+    );
     if (f === undefined) return undefined;
     return {
       lastStreamId: f.payload.readUInt32BE(0) & 0x7fffffff,
@@ -194,9 +207,13 @@ export class RawPeer {
 
   /** The connection still works: a PING gets its ACK, with its payload. */
   async alive(): Promise<boolean> {
-    const payload = Buffer.from(`alive${Math.floor(Math.random() * 1000)}`.padEnd(8, '.').slice(0, 8));
+    const payload = Buffer.from(
+      `alive${Math.floor(Math.random() * 1000)}`.padEnd(8, '.').slice(0, 8),
+    );
     this.send(frame(T.PING, 0, 0, payload));
-    const ack = await this.next((f) => f.type === T.PING && f.flags === F.ACK && f.payload.equals(payload));
+    const ack = await this.next(
+      (f) => f.type === T.PING && f.flags === F.ACK && f.payload.equals(payload),
+    );
     return ack !== undefined && !this.closed;
   }
 
@@ -292,7 +309,10 @@ export async function startServer(
 }
 
 /** A raw client connected to `port`; with `handshake`, preface + SETTINGS sent and the server's SETTINGS ACKed. */
-export async function rawClient(port: number, { handshake = true, settingsFrame = settings() } = {}): Promise<RawPeer> {
+export async function rawClient(
+  port: number,
+  { handshake = true, settingsFrame = settings() } = {},
+): Promise<RawPeer> {
   const socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');
   const peer = new RawPeer(socket);
