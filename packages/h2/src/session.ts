@@ -186,6 +186,9 @@ export class Session implements FrameSink {
     this.#writer = new FrameWriter(socket);
     this.#reader = new FrameReader(this, role === 'server');
 
+    // Frames are written in bursts already; Nagle's algorithm would only delay each burst's
+    // answer by the peer's delayed ACK.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onInput(chunk));
     socket.on('error', (error: Error) => {
       this.failure ??= error.message || error.name;

@@ -103,6 +103,7 @@ export class RawPeer {
   constructor(socket: Socket, expectPreface = false) {
     this.socket = socket;
     this.#expectPreface = expectPreface;
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => {});
     socket.on('close', () => {
