@@ -45,6 +45,17 @@ const TARGETS: Record<string, (row: Row, rows: readonly Row[]) => Row['target']>
       met: share === undefined ? undefined : share < 10,
     };
   },
+  'balanced-channel'(row) {
+    if (row.absent || !row.peer.startsWith('balanced channel p2c-ewma, 3')) return undefined;
+    if (row.case.startsWith('unary')) return overheadAtMost(row, 0.05, 'issue 22');
+    const { slowShare, p99Ms } = row.metrics;
+    if (slowShare === undefined || p99Ms === undefined) return undefined;
+    return {
+      text: '< 10% to the slow backend and p99 < 10 ms (issue 22)',
+      measured: `${slowShare.toFixed(1)}%, p99 ${p99Ms.toFixed(1)} ms`,
+      met: slowShare < 10 && p99Ms < 10,
+    };
+  },
 };
 
 /**

@@ -1,4 +1,5 @@
 import type { Scenario } from '../results.js';
+import { balancedChannel } from './balanced-channel.js';
 import { balancingQuality } from './balancing.js';
 import { middlewareInstructions } from './instructions.js';
 import { middlewareOverhead } from './middleware.js';
@@ -12,4 +13,5 @@ export const scenarios: Scenario[] = [
   proxyThroughput,
   balancingQuality,
   proxyScale,
+  balancedChannel,
 ];
