@@ -225,11 +225,19 @@ export class RawPeer {
     return this.closed;
   }
 
-  /** Every header block received on `stream`, decoded in order. */
+  /**
+   * Every header block received on `stream`. All blocks are decoded, in order, by a decoder of
+   * their own: the dynamic table depends on every block before.
+   */
   decodedHeaders(stream: number): HeaderBlock[] {
-    return this.frames
-      .filter((f) => f.type === T.HEADERS && f.stream === stream)
-      .map((f) => this.decoder.decode(f.payload));
+    const decoder = new HpackDecoder();
+    const out: HeaderBlock[] = [];
+    for (const f of this.frames) {
+      if (f.type !== T.HEADERS) continue;
+      const block = decoder.decode(f.payload);
+      if (f.stream === stream) out.push(block);
+    }
+    return out;
   }
 
   close(): void {

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompressionError, HeaderBlock, HpackDecoder, HpackEncoder } from '../src/hpack.js';
 import { decodeHuffman, encodeHuffman, HuffmanError } from '../src/huffman.js';
+import { F, frame, REQUEST, rawClient, startServer, T } from './support/raw.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -149,5 +150,60 @@ describe('Huffman code', () => {
   it('refuses padding longer than 7 bits or not all ones', () => {
     expect(() => decodeHuffman(Buffer.from([0xff, 0xff]), 0, 2)).toThrow(HuffmanError);
     expect(() => decodeHuffman(Buffer.from([0x00]), 0, 1)).toThrow(HuffmanError); // '0' + 0-padding
+  });
+});
+
+describe('RFC 7541 over a connection: a broken header block is a connection error (COMPRESSION_ERROR, RFC 9113 §4.3)', () => {
+  const blocks: [string, number[]][] = [
+    ['§6.1 an indexed field with index 0', [0x80]],
+    ['§2.3.3 an index beyond the static and dynamic tables', [0x82, 0x86, 0x84, 0xbf]],
+    ['§6.3 a table size update above SETTINGS_HEADER_TABLE_SIZE', [0x3f, 0xe2, 0x1f, 0x82]],
+    ['§4.2 a table size update after a field', [0x82, 0x20]],
+    [
+      '§5.2 a Huffman string with the EOS symbol',
+      [0x00, 0x85, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x61],
+    ],
+    ['§5.2 a Huffman string padded with more than 7 bits', [0x00, 0x82, 0x1f, 0xff, 0x01, 0x61]],
+    ['§5.1 an integer beyond what fits', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]],
+    ['§5.2 a string longer than the block', [0x00, 0x05, 0x61]],
+  ];
+  let server: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+  for (const [what, bytes] of blocks) {
+    it(what, async () => {
+      const peer = await rawClient(server.port);
+      peer.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, Buffer.from(bytes)));
+      expect((await peer.goaway())?.code).toBe(0x9);
+      expect(await peer.whenClosed()).toBe(true);
+    });
+  }
+
+  it('§2.3.2 the dynamic table carries over from block to block, and to the response side', async () => {
+    const peer = await rawClient(server.port);
+    for (const id of [1, 3, 5])
+      peer.send(peer.headers(id, [...REQUEST, 'x-repeated', 'same value'], { endStream: true }));
+    for (const id of [1, 3, 5])
+      expect(await peer.next((f) => f.type === T.HEADERS && f.stream === id)).toBeDefined();
+    expect(peer.decodedHeaders(5)[0]!.get(':status')).toBe('200');
+    expect(server.events.streams.length).toBeGreaterThanOrEqual(3);
+    peer.close();
+  });
+
+  it('a header list above SETTINGS_MAX_HEADER_LIST_SIZE is decoded (table kept in step) and marked oversize', async () => {
+    const seen: boolean[] = [];
+    const small = await startServer({ maxHeaderListSize: 1000 }, (stream, headers) => {
+      seen.push(headers.oversize);
+      stream.sendHeaders(new HeaderBlock([':status', '431']), true);
+    });
+    const peer = await rawClient(small.port);
+    peer.send(peer.headers(1, [...REQUEST, 'x-big', 'v'.repeat(2000)], { endStream: true }));
+    peer.send(peer.headers(3, REQUEST, { endStream: true }));
+    expect(await peer.next((f) => f.type === T.HEADERS && f.stream === 3)).toBeDefined();
+    expect(seen).toEqual([true, false]);
+    peer.close();
+    await small.close();
   });
 });
