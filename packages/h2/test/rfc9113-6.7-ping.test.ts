@@ -54,8 +54,8 @@ describe('§6.7 PING', () => {
     client.ping((error) => answered.push(error ?? 'ok'));
     const ping = await peer.next((f) => f.type === T.PING && f.flags === 0);
     // An ACK of some other payload (a stale or forged one) completes nothing.
-    const other = Buffer.from(ping!.payload);
-    other[7] ^= 0xff;
+    const other = Buffer.from(ping?.payload ?? Buffer.alloc(8));
+    other.writeUInt8(other.readUInt8(7) ^ 0xff, 7);
     peer.send(frame(T.PING, F.ACK, 0, other));
     await new Promise((r) => setTimeout(r, 50));
     expect(answered).toEqual([]);
