@@ -1,28 +1,23 @@
 import {
+  CleanupSteps,
   createTestServiceImpl,
-  type RunningTestServers,
   startServers,
   TestServiceDefinition,
 } from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
 import { createClient } from 'nice-grpc';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type BalancedChannel, createBalancedChannel } from '../src/index.js';
+import { createBalancedChannel } from '../src/index.js';
 import { callMany, connectedTo } from './support/load.js';
 
 const SLOW_MS = 50;
 
-let servers: RunningTestServers | undefined;
-const channels: BalancedChannel[] = [];
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close();
-  await servers?.stop();
-  servers = undefined;
-});
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /** Three TestService servers on 127.0.0.1; with `slowFirst`, backend-0 answers 50 ms late. */
 async function threeBackends({ slowFirst = false } = {}) {
-  servers = await startServers(3, {
+  const servers = await startServers(3, {
     implementation: (backend) => {
       const standard = createTestServiceImpl({ backend });
       if (!slowFirst || backend !== 'backend-0') return standard;
@@ -35,12 +30,13 @@ async function threeBackends({ slowFirst = false } = {}) {
       };
     },
   });
+  cleanup.defer(() => servers.stop());
   return servers;
 }
 
 function channelTo(addresses: readonly string[], balancer?: 'round-robin' | 'p2c-least-request') {
   const channel = createBalancedChannel(addresses, { balancer });
-  channels.push(channel);
+  cleanup.defer(() => channel.close());
   return channel;
 }
 
@@ -72,8 +68,7 @@ describe('one client, three backends', () => {
 
   it('P2C peak-EWMA (the default) sends < 10% of calls to a backend 50 ms slower than the others', async () => {
     const { addresses } = await threeBackends({ slowFirst: true });
-    const channel = createBalancedChannel(addresses);
-    channels.push(channel);
+    const channel = channelTo(addresses);
     await connectedTo(channel, addresses);
     const log = await callMany(channel, { calls: 2_000, concurrency: 8 });
     expect(log.failures).toEqual([]);

@@ -1,26 +1,20 @@
-import { createTestServiceImpl, type RunningTestServers, startServers } from '@switchyard/testing';
+import { CleanupSteps, createTestServiceImpl, startServers } from '@switchyard/testing';
 import { ServerError, Status } from 'nice-grpc';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  type BalancedChannel,
   type BalancedChannelEvent,
   type BalancedChannelOptions,
   createBalancedChannel,
 } from '../src/index.js';
 import { callMany, connectedTo, eventually } from './support/load.js';
 
-let servers: RunningTestServers | undefined;
-const channels: BalancedChannel[] = [];
-afterEach(async () => {
-  for (const channel of channels.splice(0)) channel.close();
-  await servers?.stop();
-  servers = undefined;
-});
+const cleanup = new CleanupSteps();
+afterEach(() => cleanup.run());
 
 /** Three backends; backend-0 answers UNAVAILABLE at once while `broken.now` is true. */
 async function oneBroken() {
   const broken = { now: true };
-  servers = await startServers(3, {
+  const servers = await startServers(3, {
     implementation: (backend) => {
       const standard = createTestServiceImpl({ backend });
       if (backend !== 'backend-0') return standard;
@@ -33,6 +27,7 @@ async function oneBroken() {
       };
     },
   });
+  cleanup.defer(() => servers.stop());
   return { broken, addresses: servers.addresses };
 }
 
@@ -42,7 +37,7 @@ async function channelTo(addresses: readonly string[], options: BalancedChannelO
     ...options,
     onEvent: (event) => events.push(event),
   });
-  channels.push(channel);
+  cleanup.defer(() => channel.close());
   await connectedTo(channel, addresses);
   return { channel, events };
 }
@@ -101,7 +96,8 @@ describe('outlier ejection, as in proxy-kit', () => {
   });
 
   it('does not count the client giving up (cancellation, deadline) against an endpoint', async () => {
-    servers = await startServers(2);
+    const servers = await startServers(2);
+    cleanup.defer(() => servers.stop());
     const { channel, events } = await channelTo(servers.addresses, {
       outlier: { consecutiveFailures: 2 },
       // The app's own method config (a 20 ms timeout) stays in force beside the balancer.
