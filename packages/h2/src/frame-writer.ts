@@ -15,6 +15,8 @@ import {
 } from './constants.js';
 
 const SLAB_SIZE = 64 * 1024;
+/** A connection starts with a smaller slab: an idle one touches little memory either way. */
+const FIRST_SLAB_SIZE = 16 * 1024;
 /**
  * DATA payloads up to this size are copied next to their frame header (many frames, one write);
  * larger ones are written as they are, without a copy.
@@ -28,7 +30,7 @@ export const COPY_LIMIT = 2048;
  */
 export class FrameWriter {
   readonly #socket: Socket;
-  #slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  #slab = Buffer.allocUnsafeSlow(FIRST_SLAB_SIZE);
   #pos = 0;
   #flushed = 0;
   #chunks: Buffer[] = [];

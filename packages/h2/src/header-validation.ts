@@ -122,8 +122,13 @@ export function declaredLength(block: HeaderBlock): number {
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i] !== 'content-length') continue;
     const value = fields[i + 1] as string;
-    if (!/^\d{1,15}$/.test(value)) return -2;
-    const parsed = Number(value);
+    if (value.length === 0 || value.length > 15) return -2;
+    let parsed = 0;
+    for (let j = 0; j < value.length; j++) {
+      const digit = value.charCodeAt(j) - 48;
+      if (digit < 0 || digit > 9) return -2;
+      parsed = parsed * 10 + digit;
+    }
     if (length >= 0 && parsed !== length) return -2;
     length = parsed;
   }

@@ -384,6 +384,8 @@ export class HpackEncoder {
    */
   encode(block: HeaderBlock): Buffer {
     this.#o = 0;
+    // A buffer grown for one large block is not kept for the connection's lifetime.
+    if (this.#out.length > 16 << 10) this.#out = Buffer.allocUnsafe(4096);
     if (this.#pendingSizeUpdate >= 0) {
       this.#integer(this.#pendingSizeUpdate, 5, 0x20);
       this.#pendingSizeUpdate = -1;

@@ -395,7 +395,8 @@ export class Session implements FrameSink {
       }
       // Stop reading from a peer that does not read what we send (its ACKs included); 'drain'
       // resumes.
-      if (!this.#readPaused) {
+      // ('drain' is what resumes: only a socket that asked for it will send it.)
+      if (!this.#readPaused && this.socket.writableNeedDrain) {
         this.#readPaused = true;
         this.socket.pause();
       }
@@ -1164,7 +1165,8 @@ export class Session implements FrameSink {
       if (index >= 0) this.#blocked.splice(index, 1);
     }
     if (this.role === 'server') this.#remember(stream.id, kind);
-    if (this.#streams.size === 0) this.#idleSince = performance.now();
+    if (this.#streams.size === 0 && this.#limits.idleTimeoutMs > 0)
+      this.#idleSince = performance.now();
     if (this.role === 'client') this.#handler.onCapacity();
     this.#maybeFinish();
   }

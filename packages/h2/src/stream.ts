@@ -226,5 +226,7 @@ export class Stream implements H2Stream {
  * chunk holding other frames): the wait may be long, and the view would keep the whole chunk.
  */
 function retainable(data: Buffer): Buffer {
-  return data.length * 4 < data.buffer.byteLength ? Buffer.from(data) : data;
+  const whole = data.buffer.byteLength;
+  // Buffers from Node's small-allocation pool share an 8 KiB slab anyway: not worth a copy.
+  return whole > Buffer.poolSize && data.length * 4 < whole ? Buffer.from(data) : data;
 }
