@@ -1,4 +1,3 @@
-import { callScopeServerMiddleware } from '@switchyard/core';
 import { cancellationMiddleware } from '@switchyard/middleware-cancellation';
 import * as deadline from '@switchyard/middleware-deadline';
 import {
@@ -8,6 +7,7 @@ import {
 import { metricsClientMiddleware, metricsServerMiddleware } from '@switchyard/middleware-metrics';
 import { createRetryMiddleware } from '@switchyard/middleware-retry';
 import { tracingClientMiddleware, tracingServerMiddleware } from '@switchyard/middleware-tracing';
+import { callScopeServerMiddleware } from '@switchyard/nice-grpc';
 import { startTelemetry } from '@switchyard/telemetry';
 import { TEST_CLIENT_SPIFFE_ID, TestServiceDefinition } from '@switchyard/testing';
 import { deadlineMiddleware as niceGrpcDeadline } from 'nice-grpc-client-middleware-deadline';

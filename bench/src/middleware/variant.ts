@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
-import { withInboundCall } from '@switchyard/core';
+import { withInboundCall } from '@switchyard/nice-grpc';
 import { createTestClient, startServer, TestRequest } from '@switchyard/testing';
 import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
 

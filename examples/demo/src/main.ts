@@ -3,7 +3,7 @@
  * The frontend's handler never touches the trace context, yet every backend sees the client's
  * `traceparent`: the call scope carries it from the inbound call to the outgoing one.
  */
-import { callScopeServerMiddleware, forwardScopeMetadata } from '@switchyard/core';
+import { callScopeServerMiddleware, forwardScopeMetadata } from '@switchyard/nice-grpc';
 import {
   createTestServiceImpl,
   startServer,

@@ -6,13 +6,14 @@
 //   OTEL_EXPORTER_PROMETHEUS_PORT / _HOST   the scrape endpoint               default 9464, all interfaces
 //   OTEL_*        everything else OpenTelemetry reads (OTLP endpoint, protocol, sampling …)
 // Prints one JSON line once serving: {"service","grpc","metrics"}.
-import { GrpcError, withInboundCall } from '@switchyard/core';
+
 import {
   deadlineClientMiddleware,
   deadlineServerMiddleware,
 } from '@switchyard/middleware-deadline';
 import { metricsClientMiddleware, metricsServerMiddleware } from '@switchyard/middleware-metrics';
 import { tracingClientMiddleware, tracingServerMiddleware } from '@switchyard/middleware-tracing';
+import { GrpcError, withInboundCall } from '@switchyard/nice-grpc';
 import { startTelemetry } from '@switchyard/telemetry';
 import {
   createTestServiceImpl,

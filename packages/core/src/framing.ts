@@ -1,4 +1,4 @@
-import { GrpcError, Status } from './status.js';
+import { Status, StatusError } from './status.js';
 
 /**
  * gRPC's length-prefixed message framing (PROTOCOL-HTTP2, "Length-Prefixed-Message"):
@@ -18,7 +18,7 @@ export interface GrpcMessage {
 }
 
 /** A byte stream that breaks the framing rules: RESOURCE_EXHAUSTED for oversize, else INTERNAL. */
-export class FramingError extends GrpcError {
+export class FramingError extends StatusError {
   constructor(code: Status, details: string) {
     super(code, details);
     this.name = 'FramingError';

@@ -1,6 +1,29 @@
-import { ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
+/**
+ * The gRPC status codes (doc/statuscodes.md). The same names and numbers as nice-grpc's and
+ * grpc-js's `Status` enums, so values pass between them freely, without core depending on either.
+ */
+export const Status = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
 
-export { Status };
+/** One of the 17 status codes. */
+export type Status = (typeof Status)[keyof typeof Status];
 
 /** Canonical upper-snake-case name of a gRPC status code, e.g. `NOT_FOUND`. */
 export type StatusName = keyof typeof Status;
@@ -99,50 +122,16 @@ export function decodeGrpcMessage(value: string): string {
 }
 
 /**
- * A gRPC failure with its code, message and trailers.
- *
- * It extends nice-grpc's `ServerError`, so a handler may throw it and the client sees the same
- * code and message; {@link GrpcError.from} turns anything a call can throw (`ClientError`,
- * `ServerError`, an abort, a plain error) into one, so middleware classifies failures in one
- * place.
+ * A gRPC failure with its code and message, whatever transport carries the call. Thrown where a
+ * status is the answer (a malformed frame, an oversize message); each transport turns it into
+ * its own error type (`@switchyard/nice-grpc`'s `GrpcError`, a proxy's trailers).
  */
-export class GrpcError extends ServerError {
-  /** Trailers sent with (or received with) the status; empty when there were none. */
-  readonly trailers: Metadata;
-
-  constructor(code: Status, details: string, trailers: Metadata = Metadata()) {
-    super(code, details);
-    this.name = 'GrpcError';
-    this.trailers = trailers;
-  }
-
-  /** The spec's name of {@link code}, for messages and metric labels. */
-  get codeName(): StatusName {
-    return statusName(this.code);
-  }
-
-  /**
-   * Normalises a thrown value: gRPC errors keep their code and details, aborts become
-   * CANCELLED, anything else UNKNOWN (as a gRPC server reports an unexpected exception).
-   */
-  static from(error: unknown, trailers?: Metadata): GrpcError {
-    if (error instanceof GrpcError) return error;
-    if (error instanceof ServerError || error instanceof ClientError) {
-      return new GrpcError(error.code, error.details, trailers);
-    }
-    if (error instanceof Error && error.name === 'AbortError') {
-      return new GrpcError(
-        Status.CANCELLED,
-        error.message || 'The operation was cancelled',
-        trailers,
-      );
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    return new GrpcError(Status.UNKNOWN, message, trailers);
-  }
-
-  /** The same failure as nice-grpc's client sees it, for code that matches on `ClientError`. */
-  toClientError(path: string): ClientError {
-    return new ClientError(path, this.code, this.details);
+export class StatusError extends Error {
+  constructor(
+    readonly code: Status,
+    readonly details: string,
+  ) {
+    super(`${statusName(code)}: ${details}`);
+    this.name = 'StatusError';
   }
 }

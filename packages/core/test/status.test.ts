@@ -1,9 +1,7 @@
-import { ClientError, ServerError } from 'nice-grpc-common';
 import { describe, expect, it } from 'vitest';
 import {
   decodeGrpcMessage,
   encodeGrpcMessage,
-  GrpcError,
   parseGrpcStatus,
   Status,
   statusFromHttp,
@@ -66,33 +64,5 @@ describe('status codes', () => {
     }
     expect(encodeGrpcMessage('a%b')).toBe('a%25b');
     expect(decodeGrpcMessage('bad %zz escape %')).toBe('bad %zz escape %');
-  });
-});
-
-describe('GrpcError', () => {
-  it('is a nice-grpc ServerError and keeps trailers', () => {
-    const error = new GrpcError(Status.NOT_FOUND, 'no such thing');
-    expect(error).toBeInstanceOf(ServerError);
-    expect(error.codeName).toBe('NOT_FOUND');
-    expect(error.trailers.has('x')).toBe(false);
-  });
-
-  it('normalises what calls throw', () => {
-    expect(GrpcError.from(new ClientError('/a.B/C', Status.UNAVAILABLE, 'down'))).toMatchObject({
-      code: Status.UNAVAILABLE,
-      details: 'down',
-    });
-    expect(GrpcError.from(new ServerError(Status.ABORTED, 'x')).code).toBe(Status.ABORTED);
-    const abort = new Error('stop');
-    abort.name = 'AbortError';
-    expect(GrpcError.from(abort).code).toBe(Status.CANCELLED);
-    expect(GrpcError.from(new TypeError('boom'))).toMatchObject({
-      code: Status.UNKNOWN,
-      details: 'boom',
-    });
-    expect(GrpcError.from('text').details).toBe('text');
-    const client = new GrpcError(Status.INTERNAL, 'x').toClientError('/a.B/C');
-    expect(client).toBeInstanceOf(ClientError);
-    expect(client.path).toBe('/a.B/C');
   });
 });

@@ -1,4 +1,4 @@
-import { currentCallScope } from '@switchyard/core';
+import { currentCallScope } from '@switchyard/nice-grpc';
 import type { CallOptions, ClientMiddleware, ClientMiddlewareCall } from 'nice-grpc-common';
 
 /** Call options of {@link cancellationMiddleware}. */

@@ -1,6 +1,6 @@
 import { getEventListeners } from 'node:events';
-import { currentCallScope, withInboundCall } from '@switchyard/core';
 import { deadlineMiddleware, deadlineServerMiddleware } from '@switchyard/middleware-deadline';
+import { currentCallScope, withInboundCall } from '@switchyard/nice-grpc';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cancellationMiddleware } from '../src/index.js';

@@ -1,5 +1,5 @@
 import { constants } from 'node:http2';
-import { callScopeServerMiddleware } from '@switchyard/core';
+import { callScopeServerMiddleware } from '@switchyard/nice-grpc';
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import type { CallContext } from 'nice-grpc-common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

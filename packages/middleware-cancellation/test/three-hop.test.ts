@@ -1,12 +1,12 @@
 import { constants } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { withInboundCall } from '@switchyard/core';
 import {
   type DeadlineCallContextExt,
   deadlineClientMiddleware,
   deadlineMiddleware,
   deadlineServerMiddleware,
 } from '@switchyard/middleware-deadline';
+import { withInboundCall } from '@switchyard/nice-grpc';
 import {
   type CallOptions,
   createChannel,

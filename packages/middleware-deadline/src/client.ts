@@ -1,10 +1,5 @@
-import {
-  type CallScope,
-  currentCallScope,
-  encodeGrpcTimeout,
-  lazySteps,
-  settleSteps,
-} from '@switchyard/core';
+import { encodeGrpcTimeout } from '@switchyard/core';
+import { type CallScope, currentCallScope, lazySteps, settleSteps } from '@switchyard/nice-grpc';
 import {
   type CallOptions,
   ClientError,

@@ -1,4 +1,9 @@
-import { currentInboundCall, type StepsEnd, serveInCallScope, settleSteps } from '@switchyard/core';
+import {
+  currentInboundCall,
+  type StepsEnd,
+  serveInCallScope,
+  settleSteps,
+} from '@switchyard/nice-grpc';
 import {
   type CallContext,
   ClientError,

@@ -1,4 +1,4 @@
-import { withInboundCall } from '@switchyard/core';
+import { withInboundCall } from '@switchyard/nice-grpc';
 import {
   type CleanupSteps,
   createTestServiceImpl,

@@ -1,10 +1,5 @@
-import {
-  type BackoffOptions,
-  exponentialBackoff,
-  GrpcError,
-  Status,
-  statusName,
-} from '@switchyard/core';
+import { type BackoffOptions, exponentialBackoff, Status, statusName } from '@switchyard/core';
+import { GrpcError } from '@switchyard/nice-grpc';
 import { delay, isAbortError } from 'abort-controller-x';
 import {
   type Channel,

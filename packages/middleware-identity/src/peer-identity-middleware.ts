@@ -1,10 +1,5 @@
-import {
-  currentCallScope,
-  currentInboundCall,
-  type PeerIdentity,
-  Status,
-  serveInCallScope,
-} from '@switchyard/core';
+import { type PeerIdentity, Status } from '@switchyard/core';
+import { currentCallScope, currentInboundCall, serveInCallScope } from '@switchyard/nice-grpc';
 import {
   type CallContext,
   type ClientMiddleware,

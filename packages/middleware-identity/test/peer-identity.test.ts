@@ -1,5 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
-import { currentCallScope, type PeerIdentity } from '@switchyard/core';
+import type { PeerIdentity } from '@switchyard/core';
+import { currentCallScope } from '@switchyard/nice-grpc';
 import {
   createTestServiceImpl,
   TestResponse,

@@ -1,5 +1,5 @@
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
-import { currentCallScope, withInboundCall } from '@switchyard/core';
+import { currentCallScope, withInboundCall } from '@switchyard/nice-grpc';
 import {
   createTestClient,
   createTestServiceImpl,

@@ -1,6 +1,5 @@
 import { createNoopMeter, type MeterProvider, metrics } from '@opentelemetry/api';
 import {
-  GrpcError,
   type MethodDefinitionLike,
   methodRecognizer,
   parseGrpcTarget,
@@ -9,12 +8,15 @@ import {
   type ServerEndpoint,
   type ServiceDefinitionLike,
   Status,
+  serviceMethods,
+} from '@switchyard/core';
+import {
+  GrpcError,
   type StepsEnd,
   servedStatus,
-  serviceMethods,
   settleSteps,
   tapSteps,
-} from '@switchyard/core';
+} from '@switchyard/nice-grpc';
 import type {
   CallContext,
   CallOptions,

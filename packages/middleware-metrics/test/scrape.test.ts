@@ -1,4 +1,4 @@
-import { withInboundCall } from '@switchyard/core';
+import { withInboundCall } from '@switchyard/nice-grpc';
 import { type MetricFamily, seriesWith, type TestServiceClient } from '@switchyard/testing';
 import { type ClientError, Metadata, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,9 +1,9 @@
 import {
-  type CallScope,
   type RetryAttemptEvent,
   retryAttemptChannel,
   retryBudgetExhaustedChannel,
 } from '@switchyard/core';
+import type { CallScope } from '@switchyard/nice-grpc';
 import { type ClientError, Metadata, type Status } from 'nice-grpc-common';
 import type { RetryEvent } from './options.js';
 

@@ -1,4 +1,3 @@
-import {} from '@switchyard/core';
 import { AbortError, delay } from 'abort-controller-x';
 import {
   type CallOptions,

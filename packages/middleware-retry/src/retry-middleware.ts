@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currentCallScope, exponentialBackoff } from '@switchyard/core';
+import { exponentialBackoff } from '@switchyard/core';
+import { currentCallScope } from '@switchyard/nice-grpc';
 import { delay, rethrowAbortError } from 'abort-controller-x';
 import {
   type CallOptions,

@@ -1,5 +1,5 @@
-import { type CallScope, runInCallScope } from '@switchyard/core';
 import { deadlineMiddleware as switchyardDeadlineMiddleware } from '@switchyard/middleware-deadline';
+import { type CallScope, runInCallScope } from '@switchyard/nice-grpc';
 import { CleanupSteps, TestServiceDefinition } from '@switchyard/testing';
 import { delay } from 'abort-controller-x';
 import { createClientFactory } from 'nice-grpc';

@@ -6,16 +6,15 @@ import {
   SpanKind,
   trace,
 } from '@opentelemetry/api';
+import { parseGrpcTarget, Status } from '@switchyard/core';
 import {
   currentCallScope,
   GrpcError,
-  parseGrpcTarget,
-  Status,
   type StepsEnd,
   servedStatus,
   serveInCallScope,
   settleSteps,
-} from '@switchyard/core';
+} from '@switchyard/nice-grpc';
 import {
   type CallContext,
   type CallOptions,

@@ -25,8 +25,8 @@ import {
   type ServerEndpoint,
   Status,
   statusName,
-  tapSteps,
 } from '@switchyard/core';
+import { tapSteps } from '@switchyard/nice-grpc';
 import type { Metadata, MethodDescriptor } from 'nice-grpc-common';
 
 /** Options of {@link tracingServerMiddleware} and {@link tracingClientMiddleware}. */
@@ -115,7 +115,8 @@ export function spanFactory(
         ? () => false
         : // The API's no-op propagator is the one that names no fields.
           () => proxy.getDelegate() === NO_DELEGATE && propagation.fields().length === 0,
-    statusAttributes: Array.from({ length: 17 }, (_, code) => {
+    statusAttributes: Array.from({ length: 17 }, (_, index) => {
+      const code = index as Status;
       const attributes: Attributes = {};
       if (semconvStability.legacy) attributes['rpc.grpc.status_code'] = code;
       if (semconvStability.stable) {

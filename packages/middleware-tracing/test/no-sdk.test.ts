@@ -5,7 +5,7 @@ import {
   currentInboundCall,
   forwardScopeMetadata,
   withInboundCall,
-} from '@switchyard/core';
+} from '@switchyard/nice-grpc';
 import {
   createTestClient,
   createTestServiceImpl,

@@ -1,4 +1,8 @@
-import { callScopeServerMiddleware, currentCallScope, withInboundCall } from '@switchyard/core';
+import {
+  callScopeServerMiddleware,
+  currentCallScope,
+  withInboundCall,
+} from '@switchyard/nice-grpc';
 import type { ReceivedSpan } from '@switchyard/testing';
 import {
   createTestClient,

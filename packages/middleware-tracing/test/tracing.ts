@@ -6,7 +6,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { GrpcError } from '@switchyard/core';
+import { GrpcError } from '@switchyard/nice-grpc';
 import {
   createTestClient,
   createTestServiceImpl,

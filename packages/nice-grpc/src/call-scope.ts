@@ -1,3 +1,4 @@
+import type { PeerIdentity } from '@switchyard/core';
 import {
   type CallContext,
   type ClientMiddleware,
@@ -6,14 +7,6 @@ import {
   type ServerMiddlewareCall,
 } from 'nice-grpc-common';
 import { type CallState, callState } from './call-state.js';
-
-/** Who sent an inbound call, as proven by its transport (mTLS) or a trusted proxy header. */
-export interface PeerIdentity {
-  /** The identity itself: a SPIFFE ID, a DNS name or a certificate subject CN. */
-  readonly id: string;
-  /** Where {@link id} came from, in order of preference. */
-  readonly source: 'spiffe' | 'dns' | 'cn' | 'header';
-}
 
 /**
  * What an outgoing call inherits from the inbound call being served: its deadline, its

@@ -30,3 +30,12 @@ describe('GrpcError', () => {
     expect(client.path).toBe('/a.B/C');
   });
 });
+
+describe('GrpcError from core', () => {
+  it("keeps the code and details of core's transport-neutral StatusError", () => {
+    expect(GrpcError.from(new StatusError(Status.RESOURCE_EXHAUSTED, 'too big'))).toMatchObject({
+      code: Status.RESOURCE_EXHAUSTED,
+      details: 'too big',
+    });
+  });
+});

@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Server } from 'node:net';
-import { Status } from '@switchyard/core';
+import { Status, statusName } from '@switchyard/core';
 import { staticDiscovery } from '@switchyard/discovery';
 import { createTestClient } from '@switchyard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,7 +66,7 @@ describe('upstream resets map to the status PROTOCOL-HTTP2 gives them', () => {
     ['PROTOCOL_ERROR', 1, Status.INTERNAL],
   ];
   for (const [name, code, expected] of cases) {
-    it(`${name} before the response → ${Status[expected]}, naming the upstream`, async () => {
+    it(`${name} before the response → ${statusName(expected)}, naming the upstream`, async () => {
       const result = await grpcUnary(address, `/rst/${code}`);
       expect(result.code).toBe(expected);
       expect(result.details).toBe(`upstream ${raw.address} reset the stream (${name})`);
