@@ -201,7 +201,7 @@ export class Session implements FrameSink {
 
     if (limits.handshakeTimeoutMs > 0) {
       this.#handshakeTimer = setTimeout(() => {
-        this.destroy(
+        this.#connectionError(
           `no HTTP/2 ${role === 'server' ? 'preface and ' : ''}SETTINGS within ${limits.handshakeTimeoutMs} ms`,
           PROTOCOL_ERROR,
         );
@@ -284,10 +284,25 @@ export class Session implements FrameSink {
     }
   }
 
+  /**
+   * The owner drops the connection. GOAWAY(`code`) goes out only if no GOAWAY did: after a
+   * graceful close's GOAWAY(NO_ERROR), streams cut now end as on a lost connection, which peers
+   * treat as retryable, not with `code`.
+   */
   destroy(reason: string, code = CANCEL): void {
+    this.#abort(reason, code, !this.#goawaySent);
+  }
+
+  /** The peer broke a rule or a limit (§5.4.1): GOAWAY(`code`) says which, even after a graceful one. */
+  #connectionError(reason: string, code: number): void {
+    this.#abort(reason, code, !this.#goawayErrorSent);
+  }
+
+  #abort(reason: string, code: number, sendGoaway: boolean): void {
     if (this.closed) return;
     this.failure ??= reason;
-    if (this.#settingsSent && !this.#goawayErrorSent) {
+    if (this.#settingsSent && sendGoaway) {
+      // The last-stream-id never grows from one GOAWAY to the next (§6.8).
       const lastId =
         this.#goawayLastId >= 0
           ? Math.min(this.#goawayLastId, this.#lastAccepted)
@@ -390,7 +405,7 @@ export class Session implements FrameSink {
     const limit = this.#limits.maxQueuedOutputBytes;
     if (queued > limit) {
       if (queued > 8 * limit) {
-        this.destroy(`the peer does not read: ${queued} bytes queued`, ENHANCE_YOUR_CALM);
+        this.#connectionError(`the peer does not read: ${queued} bytes queued`, ENHANCE_YOUR_CALM);
         return;
       }
       // Stop reading from a peer that does not read what we send (its ACKs included); 'drain'
@@ -439,7 +454,7 @@ export class Session implements FrameSink {
     this.#scheduleFlush();
     if (limits.settingsTimeoutMs > 0) {
       this.#settingsTimer = setTimeout(() => {
-        this.destroy(
+        this.#connectionError(
           `our SETTINGS were not acknowledged within ${limits.settingsTimeoutMs} ms`,
           SETTINGS_TIMEOUT,
         );
@@ -483,10 +498,10 @@ export class Session implements FrameSink {
       this.#reader.read(chunk);
     } catch (error) {
       if (error instanceof ConnectionError) {
-        this.destroy(error.message, error.code);
+        this.#connectionError(error.message, error.code);
       } else {
         // A bug must cost one connection, never the process.
-        this.destroy(`internal error: ${(error as Error).message}`, INTERNAL_ERROR);
+        this.#connectionError(`internal error: ${(error as Error).message}`, INTERNAL_ERROR);
       }
     }
   }
@@ -664,7 +679,7 @@ export class Session implements FrameSink {
     const timer =
       limits.headerBlockTimeoutMs > 0
         ? setTimeout(() => {
-            this.destroy(
+            this.#connectionError(
               `a header block did not end within ${limits.headerBlockTimeoutMs} ms`,
               ENHANCE_YOUR_CALM,
             );

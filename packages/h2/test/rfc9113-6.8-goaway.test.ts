@@ -119,6 +119,30 @@ describe('§6.8 graceful shutdown, server role', () => {
     expect(await peer.whenClosed()).toBe(true);
     await server.close();
   });
+  it('destroy() after close() sends no second GOAWAY: streams cut then end as on a lost connection', async () => {
+    const { server } = await manualServer();
+    const peer = await rawClient(server.port);
+    peer.send(peer.headers(1));
+    await sleep(30);
+    server.events.connections[0]!.close();
+    await sleep(30);
+    server.events.connections[0]!.destroy('grace period over');
+    expect(await peer.whenClosed()).toBe(true);
+    expect(goaways(peer.frames)).toEqual([[2 ** 31 - 1, 0]]);
+    await server.close();
+  });
+
+  it('a connection error during a graceful close still sends GOAWAY with its code', async () => {
+    const { server } = await manualServer();
+    const peer = await rawClient(server.port);
+    peer.send(peer.headers(1));
+    await sleep(30);
+    server.events.connections[0]!.close();
+    await peer.next((f) => f.type === T.GOAWAY);
+    peer.send(frame(T.WINDOW_UPDATE, 0, 0, u32(0)));
+    expect(await peer.goaway()).toMatchObject({ code: 0x1, lastStreamId: 1 });
+    await server.close();
+  });
 });
 
 describe('§6.8 GOAWAY received', () => {
