@@ -377,6 +377,10 @@ export class Session implements FrameSink {
   /** Bytes received on `stream` were handed on: grant them back, in batches. */
   consumed(stream: Stream, bytes: number): void {
     if (this.closed) return;
+    // Never grant back more than was received: the peer's window would overflow (§6.9.1).
+    if (bytes > stream.unconsumed) bytes = stream.unconsumed;
+    if (bytes <= 0) return;
+    stream.unconsumed -= bytes;
     this.#credit(bytes);
     if (!stream.receivable) return;
     stream.unacked += bytes;
@@ -479,6 +483,12 @@ export class Session implements FrameSink {
     this.#writer.windowUpdate(0, bytes);
     this.#recvWindow += bytes;
     this.#scheduleFlush();
+  }
+
+  /** DATA that reached a stream but not its owner: the connection window goes back at once. */
+  #discard(stream: Stream, length: number): void {
+    stream.unconsumed -= length;
+    this.#credit(length);
   }
 
   /** Connection window spent by DATA the owner has handed on, or that never reached a stream. */
@@ -605,8 +615,9 @@ export class Session implements FrameSink {
       return;
     }
     stream.recvWindow -= length;
+    stream.unconsumed += length;
     if (stream.recvWindow < 0) {
-      this.#credit(length);
+      this.#discard(stream, length);
       this.#streamError(stream, streamId, FLOW_CONTROL_ERROR);
       return;
     }
@@ -614,7 +625,7 @@ export class Session implements FrameSink {
     if (length === 0 && !endStream) this.#countEmpty();
     if (!stream.headersReceived) {
       // §8.1: a response starts with its HEADERS.
-      this.#credit(length);
+      this.#discard(stream, length);
       this.#streamError(stream, streamId, PROTOCOL_ERROR);
       return;
     }
@@ -625,7 +636,7 @@ export class Session implements FrameSink {
         stream.receivedLength > stream.expectedLength ||
         (endStream && stream.receivedLength !== stream.expectedLength)
       ) {
-        this.#credit(length);
+        this.#discard(stream, length);
         this.#streamError(stream, streamId, PROTOCOL_ERROR);
         return;
       }

@@ -78,6 +78,8 @@ export class Stream implements H2Stream {
   recvWindow: number;
   /** Received bytes handed on but not yet granted back to the peer. */
   unacked = 0;
+  /** Received bytes (padding included) not yet given back by {@link consume}. */
+  unconsumed = 0;
   /** The owner ended its side (END_STREAM queued, or reset): nothing more may be queued. */
   #ended = false;
   #pending: Pending[] | undefined = undefined;

@@ -130,6 +130,22 @@ describe('§6.9.1 the flow-control window', () => {
     expect(dataBytes(peer.frames, 1) + dataBytes(peer.frames, 3)).toBe(80_000);
     await server.close();
   });
+  it('consume() never grants back more than was received (the peer window would overflow)', async () => {
+    const server = await startServer({}, (stream) => {
+      stream.handler = { onHeaders() {}, onData: (s) => s.consume(2 ** 30), onReset() {} };
+    });
+    const peer = await rawClient(server.port);
+    peer.send(peer.headers(1), frame(T.DATA, 0, 1, Buffer.alloc(10)));
+    await sleep(50);
+    const updates = peer.frames.filter(
+      (f) =>
+        (f.type === T.WINDOW_UPDATE && f.stream !== 0) ||
+        (f.type === T.WINDOW_UPDATE && f.payload.readUInt32BE(0) !== (16 << 20) - 65_535),
+    );
+    expect(updates).toEqual([]);
+    expect(await peer.alive()).toBe(true);
+    await server.close();
+  });
 });
 
 describe('§6.9.2 initial flow-control window size', () => {
