@@ -49,7 +49,7 @@ describe('connections', () => {
     await connectedTo(channel, addresses);
     relays[0]!.blackHole();
     // No call is made: only a PING left unanswered can tell the connection is dead.
-    await eventually(() => relays[0]!.accepted() === 2, 5_000, 'a second connection to backend-0');
+    await eventually(() => relays[0]!.accepted() >= 2, 5_000, 'a second connection to backend-0');
     await connectedTo(channel, addresses);
     const log = await callMany(channel, { calls: 100, concurrency: 4 });
     expect(log.failures).toEqual([]);

@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startBackendsOnOnePort } from '../../discovery/test/support/backends.js';
 import {
@@ -117,7 +116,7 @@ describe('k8s:///service.namespace:port', () => {
     await connectedTo(balanced, ['127.0.0.1', '127.0.0.3', '127.0.0.4'].map(at));
     await stopped;
     const removedAt = load.log.backends.length;
-    await sleep(300);
+    for (const host of ['127.0.0.1', '127.0.0.3', '127.0.0.4']) await load.answeredBy(host, 30);
     const log = await load.stop();
 
     expect(log.failures).toEqual([]);
@@ -146,7 +145,7 @@ describe('k8s:///service.namespace:port', () => {
     );
     await connectedTo(balanced, [at('127.0.0.1')]);
     const changedAt = load.log.backends.length;
-    await sleep(200);
+    await load.answeredBy('127.0.0.1', 50);
     const log = await load.stop();
     expect(log.failures).toEqual([]);
     expect(log.backends.slice(changedAt + 4)).not.toContain('127.0.0.2');
