@@ -44,9 +44,9 @@ export interface PolicyConfig {
 }
 
 /**
- * Checks a policy config (from our own channel factory, or from anyone's service config) and
- * builds what it describes once, so that a bad value fails here, with its name, rather than
- * inside grpc-js — which would log it at debug level and fall back to pick_first.
+ * Checks a policy config and builds what it describes once, so that a bad value fails in
+ * createBalancedChannel, with its name, rather than inside grpc-js — which logs a config its
+ * policy rejects at debug level and falls back to pick_first.
  */
 export function parsePolicyConfig(json: unknown): PolicyConfig {
   const config = (json ?? {}) as Partial<PolicyConfig>;
@@ -62,7 +62,10 @@ export function parsePolicyConfig(json: unknown): PolicyConfig {
     decayMs: config.decayMs,
     outlier: config.outlier ?? {},
   };
-  createBalancer(balancer, parsed).newLoad();
+  createBalancer(balancer, {
+    defaultRttMs: parsed.defaultRttMs,
+    decayMs: parsed.decayMs,
+  }).newLoad();
   if (parsed.outlier !== false) {
     new OutlierEjection(
       parsed.outlier,
