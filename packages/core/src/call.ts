@@ -99,8 +99,17 @@ export interface CallTransport {
    * entries (a span's own `traceparent`) or drop them (an unverified identity header).
    */
   readonly forwardHeaders: Headers;
+  /**
+   * Asks the transport to keep the request messages it sends, up to `limitBytes` in all, so that
+   * another attempt can send them again (grpc-go's `perRPCBufferSize`). Past the limit the copies
+   * are dropped and the call stops being {@link replayable}. Without the request, a transport
+   * keeps nothing.
+   */
+  retain(limitBytes: number): void;
   /** Registers a tap that sees every message of the call as it passes. */
   tap(tap: MessageTap): void;
+  /** The remote end of the connection (`host:port`, `[v6]:port`), where the transport knows it. */
+  readonly peerAddress: string | undefined;
   /**
    * The client certificate the TLS handshake verified, for a server call; `undefined` over
    * plaintext or without a verified certificate. Read on demand: parsing it costs.
@@ -134,6 +143,17 @@ export interface Outcome {
    * committed to this attempt and cannot be sent again.
    */
   readonly committed: boolean;
+  /**
+   * The server provably never processed the call — it was refused (REFUSED_STREAM, a GOAWAY below
+   * its stream id) or never left the client — so that any method may be sent again (gRFC A6
+   * transparent retry).
+   */
+  readonly unprocessed?: boolean;
+  /**
+   * Another attempt of the same call answered first and this one was cancelled for it (a hedge
+   * that lost): its outcome is not the call's.
+   */
+  readonly superseded?: boolean;
   /** The transport's own result, e.g. the unary response a nice-grpc call returned. */
   readonly value?: unknown;
   /** The error the transport or handler raised, when the status came from one. */

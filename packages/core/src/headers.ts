@@ -16,6 +16,8 @@ export interface Headers extends Iterable<readonly [name: string, value: string]
   /** Adds a value after those `name` already has. */
   append(name: string, value: string): void;
   delete(name: string): void;
+  /** A copy that changes without changing these (an attempt's own headers). */
+  clone(): Headers;
 }
 
 /**
@@ -66,6 +68,10 @@ export class HeaderList implements Headers {
       fields[kept++] = fields[i + 1]!;
     }
     fields.length = kept;
+  }
+
+  clone(): HeaderList {
+    return new HeaderList([...this.#fields]);
   }
 
   *[Symbol.iterator](): Iterator<readonly [string, string]> {

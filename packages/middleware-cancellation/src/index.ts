@@ -1,5 +1,8 @@
-import { currentCallScope } from '@switchyard/nice-grpc';
-import type { CallOptions, ClientMiddleware, ClientMiddlewareCall } from 'nice-grpc-common';
+import { currentServedCall, interceptClientCall } from '@switchyard/nice-grpc';
+import type { ClientMiddleware } from 'nice-grpc-common';
+import { followingInbound } from './cancellation.js';
+
+export { cancellationInterceptor, followingInbound } from './cancellation.js';
 
 /** Call options of {@link cancellationMiddleware}. */
 export interface CancellationOptions {
@@ -14,42 +17,19 @@ export interface CancellationOptions {
 /**
  * Client middleware that cancels a call when the inbound call whose handler made it ends early:
  * cancelled by its own client, or past its deadline. The call is then reset on the wire
- * (RST_STREAM CANCEL) and fails with an `AbortError`, which nice-grpc answers as CANCELLED.
+ * (RST_STREAM CANCEL) and fails with an `AbortError`, which nice-grpc answers as CANCELLED —
+ * core's {@link followingInbound}, the cancellation layer proxy-kit runs too.
  *
- * The inbound call is found through `@switchyard/core`'s call scope, which a server middleware
- * enters: `deadlineServerMiddleware` from `@switchyard/middleware-deadline`, or core's
- * `callScopeServerMiddleware()`. Outside a handler, calls pass through untouched.
+ * The inbound call is found through `@switchyard/nice-grpc`'s call scope, which every Switchyard
+ * server middleware establishes (`deadlineServerMiddleware`, or `callScopeServerMiddleware()`).
+ * Outside a handler, calls pass through untouched.
  */
 export const cancellationMiddleware: ClientMiddleware<CancellationOptions> = (call, options) => {
-  const inbound = options.propagateCancellation === false ? undefined : currentCallScope()?.signal;
+  const inbound = options.propagateCancellation === false ? undefined : currentServedCall()?.signal;
   const own = options.signal;
-  // The common cases need no generator of their own, and no copy of the options (an object
-  // rest copy is a slow path in V8), which keeps them nearly free: outside a handler the call
-  // passes through; without a signal of its own it simply uses the inbound one.
+  // The common cases need no adapter: outside a handler the call passes through; without a
+  // signal of its own it simply uses the inbound one.
   if (inbound === undefined || own === inbound) return call.next(call.request, options);
   if (own === undefined) return call.next(call.request, { ...options, signal: inbound });
-  return linked(call, options, own, inbound);
+  return interceptClientCall(call, options, (c, next) => followingInbound(c, next, inbound));
 };
-
-/** Runs the call with a signal that aborts when either `own` or `inbound` does. */
-async function* linked<Request, Response>(
-  call: ClientMiddlewareCall<Request, Response>,
-  options: CallOptions,
-  own: AbortSignal,
-  inbound: AbortSignal,
-): AsyncGenerator<Response, Response | void, undefined> {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  if (own.aborted || inbound.aborted) {
-    controller.abort();
-  } else {
-    own.addEventListener('abort', abort);
-    inbound.addEventListener('abort', abort);
-  }
-  try {
-    return yield* call.next(call.request, { ...options, signal: controller.signal });
-  } finally {
-    own.removeEventListener('abort', abort);
-    inbound.removeEventListener('abort', abort);
-  }
-}

@@ -1,9 +1,5 @@
-import {
-  currentInboundCall,
-  type StepsEnd,
-  serveInCallScope,
-  settleSteps,
-} from '@switchyard/nice-grpc';
+import type { Call } from '@switchyard/core';
+import { currentInboundCall, type StepsEnd, serveCall, settleSteps } from '@switchyard/nice-grpc';
 import {
   type CallContext,
   ClientError,
@@ -26,7 +22,7 @@ export interface DeadlineCallContextExt {
 
 const MISSING_INTERCEPTOR =
   "deadlineServerMiddleware cannot see the call's deadline: create the server with " +
-  "@switchyard/core's inbound-call interceptor, createServer(withInboundCall(options))";
+  "@switchyard/nice-grpc's inbound-call interceptor, createServer(withInboundCall(options))";
 
 let warned = false;
 const noTimeout = () => undefined;
@@ -38,7 +34,7 @@ const noTimeout = () => undefined;
  * grpc-js (≥ 1.10) parses `grpc-timeout`, removes it from the metadata and enforces it: at the
  * deadline it answers DEADLINE_EXCEEDED, whether or not the handler has returned, and the call
  * context's signal aborts. The deadline only reaches middleware through
- * `@switchyard/core`'s `inboundCallInterceptor`; without it every call fails with INTERNAL.
+ * `@switchyard/nice-grpc`'s `inboundCallInterceptor`; without it every call fails with INTERNAL.
  *
  * A DEADLINE_EXCEEDED `ClientError` escaping the handler (a call it made ran out of time) ends
  * the call with DEADLINE_EXCEEDED rather than nice-grpc's UNKNOWN, as a grpc-go handler
@@ -49,28 +45,31 @@ export const deadlineServerMiddleware: ServerMiddleware<DeadlineCallContextExt> 
     call: ServerMiddlewareCall<Request, Response, DeadlineCallContextExt>,
     context: CallContext,
   ) {
-    const inbound = currentInboundCall();
-    if (inbound === undefined) {
+    if (currentInboundCall() === undefined) {
       if (!warned) {
         warned = true;
         process.emitWarning(MISSING_INTERCEPTOR, 'SwitchyardConfigWarning');
       }
       throw new ServerError(Status.INTERNAL, `server misconfigured: ${MISSING_INTERCEPTOR}`);
     }
-    const { deadline } = inbound;
-    const at = deadline?.getTime();
-    const next = {
-      ...context,
-      deadline,
-      timeoutMs: at === undefined ? noTimeout : () => at - Date.now(),
-    };
     return settleSteps(
-      serveInCallScope<Response, Response | void>(call.method.path, next, { deadline }, () =>
-        call.next(call.request, next),
-      ),
+      // The served call carries the deadline grpc-js parsed: no layer of its own to run.
+      serveCall(call, context, withDeadlineContext),
       deadlineStatus,
     );
   };
+
+function withDeadlineContext(
+  served: Call,
+  context: CallContext,
+): CallContext & DeadlineCallContextExt {
+  const at = served.deadline;
+  return {
+    ...context,
+    deadline: at === undefined ? undefined : new Date(at),
+    timeoutMs: at === undefined ? noTimeout : () => at - Date.now(),
+  };
+}
 
 function deadlineStatus(end: StepsEnd, error: unknown): void {
   if (end === 'failed' && error instanceof ClientError && error.code === Status.DEADLINE_EXCEEDED) {

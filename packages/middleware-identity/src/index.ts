@@ -1,9 +1,4 @@
 export {
-  type AuthorizationOptions,
-  authorizationServerMiddleware,
-  type DecisionLogger,
-} from './authorization-middleware.js';
-export {
   CertificateFileError,
   CertificateFiles,
   type CertificateFilesOptions,
@@ -18,6 +13,16 @@ export {
 } from './credentials.js';
 export { compileGlob, type Glob } from './glob.js';
 export {
+  type AuthorizationOptions,
+  authorizationInterceptor,
+  DEFAULT_IDENTITY_HEADER,
+  type DecisionLogger,
+  type IdentityHeaderOptions,
+  identityHeaderInterceptor,
+  type PeerIdentityOptions,
+  peerIdentityInterceptor,
+} from './identity.js';
+export {
   type CertificateIdentity,
   certificateIdentity,
   parseSubjectAltNames,
@@ -25,11 +30,10 @@ export {
   type VerifiedPeerIdentity,
 } from './peer-identity.js';
 export {
-  DEFAULT_IDENTITY_HEADER,
+  authorizationServerMiddleware,
   type IdentityHeaderClientOptions,
   identityHeaderClientMiddleware,
   type PeerIdentityContext,
-  type PeerIdentityOptions,
   peerIdentityServerMiddleware,
 } from './peer-identity-middleware.js';
 export {

@@ -109,7 +109,7 @@ describe('identity from the verified client certificate', () => {
     expect(error).toBeInstanceOf(ClientError);
     expect([(error as ClientError).code, (error as ClientError).details]).toEqual([
       Status.INTERNAL,
-      "peerIdentityServerMiddleware needs the grpc-js call: create the server with createServer(withInboundCall()) from '@switchyard/core'",
+      "peerIdentityServerMiddleware needs the grpc-js call: create the server with createServer(withInboundCall()) from '@switchyard/nice-grpc'",
     ]);
   });
 });

@@ -6,6 +6,8 @@ export {
 export {
   type ClientMetricsOptions,
   type MetricsOptions,
+  metricsClientInterceptor,
   metricsClientMiddleware,
+  metricsServerInterceptor,
   metricsServerMiddleware,
 } from './middleware.js';

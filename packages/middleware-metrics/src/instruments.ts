@@ -29,7 +29,11 @@ export type MetricNaming = 'opentelemetry' | 'go-grpc-prometheus';
 /** go-grpc-prometheus's `grpc_type` values. */
 export type CallKind = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
 
-export function callKind(method: { requestStream: boolean; responseStream: boolean }): CallKind {
+export function callKind(method: {
+  requestStream: boolean | undefined;
+  responseStream: boolean | undefined;
+}): CallKind {
+  // A proxy that does not know a method's kind reports it as unary.
   if (method.requestStream) return method.responseStream ? 'bidi_stream' : 'client_stream';
   return method.responseStream ? 'server_stream' : 'unary';
 }

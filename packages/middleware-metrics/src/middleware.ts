@@ -1,5 +1,9 @@
 import { createNoopMeter, type MeterProvider, metrics } from '@opentelemetry/api';
 import {
+  type CallMethod,
+  type Interceptor,
+  type MessageDirection,
+  type MessageTap,
   type MethodDefinitionLike,
   methodRecognizer,
   parseGrpcTarget,
@@ -7,25 +11,10 @@ import {
   rpcSemconvStability,
   type ServerEndpoint,
   type ServiceDefinitionLike,
-  Status,
   serviceMethods,
 } from '@switchyard/core';
-import {
-  GrpcError,
-  type StepsEnd,
-  servedStatus,
-  settleSteps,
-  tapSteps,
-} from '@switchyard/nice-grpc';
-import type {
-  CallContext,
-  CallOptions,
-  ClientMiddleware,
-  ClientMiddlewareCall,
-  MethodDescriptor,
-  ServerMiddleware,
-  ServerMiddlewareCall,
-} from 'nice-grpc-common';
+import { interceptClientCall, interceptServerCall } from '@switchyard/nice-grpc';
+import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
 import {
   type CallTally,
   callInstruments,
@@ -87,7 +76,7 @@ function measurer(
   side: Side,
   options: MetricsOptions,
   endpoint: ServerEndpoint | undefined,
-): ((method: MethodDescriptor) => MeasuredMethod) | undefined {
+): ((method: CallMethod) => MeasuredMethod) | undefined {
   const {
     meterProvider = metrics.getMeterProvider(),
     naming = 'opentelemetry',
@@ -125,9 +114,9 @@ function measurer(
       for (const method of serviceMethods(service)) sizers.set(method.path, method);
     }
   }
-  // nice-grpc creates one descriptor per method of a server or client, so after the first call
-  // a method's cell (with its precomputed attributes) is one WeakMap lookup away.
-  const measured = new WeakMap<MethodDescriptor, MeasuredMethod>();
+  // nice-grpc's methods are one object each (and a proxy's are cached per path), so after the
+  // first call a method's cell (with its precomputed attributes) is one WeakMap lookup away.
+  const measured = new WeakMap<CallMethod, MeasuredMethod>();
   return (method) => {
     let entry = measured.get(method);
     if (entry === undefined) {
@@ -141,136 +130,90 @@ function measurer(
   };
 }
 
-function startTally(): CallTally {
-  return { received: 0, sent: 0, receivedBytes: 0, sentBytes: 0, streaming: false, sized: false };
-}
-
 type Direction = 'received' | 'sent';
 type SizeOf = 'requestSize' | 'responseSize';
 const BYTES = { received: 'receivedBytes', sent: 'sentBytes' } as const;
 
-/** Counts the one message of a non-streamed side of a call. */
-function countOne(
-  message: unknown,
-  direction: Direction,
-  tally: CallTally,
-  sizes: MethodDefinitionLike | undefined,
-  sizeOf: SizeOf,
-): void {
-  tally[direction] = 1;
-  if (sizes) tally[BYTES[direction]] = sizes[sizeOf](message);
-}
+/** Counts each message (and its bytes, when measured) as the transport relays it. */
+class MessageCounter implements MessageTap {
+  constructor(
+    private readonly side: Side,
+    private readonly method: CallMethod,
+    private readonly cell: MethodCell,
+    private readonly tally: CallTally,
+    private readonly sizes: MethodDefinitionLike | undefined,
+  ) {}
 
-/**
- * One side of a call, counted as it passes: each message of a streamed side, or the single
- * message a non-streamed side returns.
- */
-function counted<T, R>(
-  messages: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
-  streamed: boolean,
-  direction: Direction,
-  cell: MethodCell,
-  tally: CallTally,
-  sizes: MethodDefinitionLike | undefined,
-  sizeOf: SizeOf,
-): AsyncGenerator<T, R, undefined> {
-  return tapSteps<T, R>(
-    messages,
-    streamed
-      ? (step) => {
-          if (step.done) return;
-          cell[direction]++;
-          tally[direction]++;
-          if (sizes) tally[BYTES[direction]] += sizes[sizeOf](step.value);
-        }
-      : (step) => {
-          if (step.done) countOne(step.value, direction, tally, sizes, sizeOf);
-        },
-  );
-}
-
-/** A request of a call about to be counted: streams counted as read, a single one at once. */
-function countedRequest<Request>(
-  request: Request | AsyncIterable<Request>,
-  streamed: boolean,
-  direction: Direction,
-  cell: MethodCell,
-  tally: CallTally,
-  sizes: MethodDefinitionLike | undefined,
-): Request | AsyncIterable<Request> {
-  if (streamed) {
-    return counted(
-      request as AsyncIterable<Request>,
-      true,
-      direction,
-      cell,
-      tally,
-      sizes,
-      'requestSize',
-    );
+  message(direction: MessageDirection, size: number | undefined, message: unknown): void {
+    // A server receives requests and sends responses, a client the reverse.
+    const received = (direction === 'request') === (this.side === 'server');
+    const counted: Direction = received ? 'received' : 'sent';
+    const streamed =
+      direction === 'request' ? this.method.requestStream : this.method.responseStream;
+    if (streamed) this.cell[counted]++;
+    this.tally[counted]++;
+    if (this.tally.sized) {
+      const sizeOf: SizeOf = direction === 'request' ? 'requestSize' : 'responseSize';
+      this.tally[BYTES[counted]] += size ?? this.sizes?.[sizeOf](message) ?? 0;
+    }
   }
-  countOne(request, direction, tally, sizes, 'requestSize');
-  return request;
-}
-
-/** What both middleware read of a call; `Next` is the server's context or the client's options. */
-interface MeasurableCall<Request, Response, Next> {
-  method: MethodDescriptor;
-  requestStream: boolean;
-  responseStream: boolean;
-  request: Request | AsyncIterable<Request>;
-  next(
-    request: Request | AsyncIterable<Request>,
-    next: Next,
-  ): AsyncGenerator<Response, Response | void, undefined>;
 }
 
 /**
- * One call measured from start to end. A server receives requests and sends responses, a client
- * the reverse (`requests`); `status` reads how the call ended as each side reports it. `status`
- * takes `next` as an argument so that a call costs no closure beyond `finish`.
+ * The metrics layer of one side, once for every transport: per method (and per endpoint, when
+ * one is given), calls started and in flight, call duration by status, and for streaming calls
+ * (or when sizes are measured) messages and bytes per call. `undefined` when no SDK had
+ * registered a meter provider when it was created: every measurement would be dropped.
  */
-function measureCall<Request, Response, Next>(
-  measure: (method: MethodDescriptor) => MeasuredMethod,
-  call: MeasurableCall<Request, Response, Next>,
-  next: Next,
-  requests: Direction,
-  status: (end: StepsEnd, error: unknown, next: Next) => Status,
-): AsyncGenerator<Response, Response | void, undefined> {
-  const { cell, sizes } = measure(call.method);
-  cell.started++;
-  cell.active++;
-  const start = performance.now();
-  const tally = call.requestStream || call.responseStream || sizes ? startTally() : undefined;
-  // Ends with the call, seen through its steps: no generator of its own on the hot path.
-  const finish = (end: StepsEnd, error: unknown) =>
-    cell.finish(status(end, error, next), performance.now() - start, tally);
-  if (tally === undefined)
-    return settleSteps<Response, Response | void>(call.next(call.request, next), finish);
-  tally.streaming = call.requestStream || call.responseStream;
-  tally.sized = sizes !== undefined;
-  const request = countedRequest(call.request, call.requestStream, requests, cell, tally, sizes);
-  const responses = counted<Response, Response | void>(
-    call.next(request, next),
-    call.responseStream,
-    requests === 'received' ? 'sent' : 'received',
-    cell,
-    tally,
-    sizes,
-    'responseSize',
-  );
-  return settleSteps(responses, finish);
+function metricsInterceptor(
+  side: Side,
+  options: MetricsOptions,
+  endpoint: ServerEndpoint | undefined,
+): Interceptor | undefined {
+  const measure = measurer(side, options, endpoint);
+  if (measure === undefined) return undefined;
+  return (call, next) => {
+    const { cell, sizes } = measure(call.method);
+    cell.started++;
+    cell.active++;
+    const start = performance.now();
+    const { requestStream, responseStream } = call.method;
+    let tally: CallTally | undefined;
+    if (requestStream || responseStream || sizes) {
+      tally = {
+        received: 0,
+        sent: 0,
+        receivedBytes: 0,
+        sentBytes: 0,
+        streaming: requestStream === true || responseStream === true,
+        sized: sizes !== undefined,
+      };
+      call.transport.tap(new MessageCounter(side, call.method, cell, tally, sizes));
+    }
+    return next(call).then((outcome) => {
+      cell.finish(outcome.status, performance.now() - start, tally);
+      return outcome;
+    });
+  };
 }
 
-function serverStatus(end: StepsEnd, error: unknown, context: CallContext): Status {
-  return servedStatus(context, end === 'failed', error);
+/**
+ * Server-side metrics ({@link metricsServerMiddleware}'s, run by proxy-kit on the calls it
+ * serves); `undefined` with no meter provider registered.
+ */
+export function metricsServerInterceptor(options: MetricsOptions = {}): Interceptor | undefined {
+  return metricsInterceptor('server', options, undefined);
 }
 
-function clientStatus(end: StepsEnd, error: unknown): Status {
-  if (end === 'done') return Status.OK;
-  // The application stopped reading a response stream early: the call was cancelled.
-  if (end === 'stopped') return Status.CANCELLED;
-  return GrpcError.from(error).code;
+/**
+ * Client-side metrics ({@link metricsClientMiddleware}'s, run by proxy-kit per endpoint, whose
+ * address it names as `target`); `undefined` with no meter provider registered.
+ */
+export function metricsClientInterceptor(
+  options: ClientMetricsOptions = {},
+): Interceptor | undefined {
+  const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
+  return metricsInterceptor('client', options, endpoint);
 }
 
 /**
@@ -279,14 +222,9 @@ function clientStatus(end: StepsEnd, error: unknown): Status {
  * that it times the whole call and sees calls that inner middleware reject.
  */
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
-  const measure = measurer('server', options, undefined);
-  if (measure === undefined) return (call, context) => call.next(call.request, context);
-  return function metricsServer<Request, Response>(
-    call: ServerMiddlewareCall<Request, Response>,
-    context: CallContext,
-  ): AsyncGenerator<Response, Response | void, undefined> {
-    return measureCall(measure, call, context, 'received', serverStatus);
-  };
+  const interceptor = metricsServerInterceptor(options);
+  if (interceptor === undefined) return (call, context) => call.next(call.request, context);
+  return (call, context) => interceptServerCall(call, context, interceptor);
 }
 
 /**
@@ -297,13 +235,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
  * before middleware-retry to measure each attempt.
  */
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
-  const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
-  const measure = measurer('client', options, endpoint);
-  if (measure === undefined) return (call, callOptions) => call.next(call.request, callOptions);
-  return function metricsClient<Request, Response>(
-    call: ClientMiddlewareCall<Request, Response>,
-    callOptions: CallOptions,
-  ): AsyncGenerator<Response, Response | void, undefined> {
-    return measureCall(measure, call, callOptions, 'sent', clientStatus);
-  };
+  const interceptor = metricsClientInterceptor(options);
+  if (interceptor === undefined) return (call, callOptions) => call.next(call.request, callOptions);
+  return (call, callOptions) => interceptClientCall(call, callOptions, interceptor);
 }

@@ -3,13 +3,11 @@ import { type ClientError, type MethodDescriptor, Status } from 'nice-grpc-commo
 import type { RetryBudget } from './retry-budget.js';
 
 /**
- * Call options read by the retry middleware. The first six are nice-grpc-client-middleware-retry's,
- * with the same names, defaults and meaning, so that switching is a one-line change.
- *
- * Like every nice-grpc call option they can be given per call, or per client and per method as
- * the client's default call options (`clientFactory.create(Service, channel, { '*': {…}, method: {…} })`).
+ * How a call is retried, whatever transport carries it: nice-grpc's call options
+ * ({@link RetryOptions}) or a proxy route's retry policy. The first six are
+ * nice-grpc-client-middleware-retry's, with the same names, defaults and meaning.
  */
-export interface RetryOptions {
+export interface RetryPolicy {
   /**
    * Retry on {@link retryableStatuses}. Defaults to `true` for methods declared
    * `option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS` (ts-proto passes it on),
@@ -30,10 +28,11 @@ export interface RetryOptions {
   /** Codes worth another attempt. Default `[UNKNOWN, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE]`. */
   retryableStatuses?: readonly Status[];
   /**
-   * Called before each sequential retry's backoff, with the failed attempt's error, its 0-based
-   * index and the delay — as nice-grpc-client-middleware-retry calls it.
+   * Called before each sequential retry's backoff, with the failed attempt's error (as its
+   * transport raised it: nice-grpc's `ClientError`), its 0-based index and the delay — as
+   * nice-grpc-client-middleware-retry calls it.
    */
-  onRetryableError?(error: ClientError, attempt: number, delayMs: number): void;
+  onRetryableError?(error: unknown, attempt: number, delayMs: number): void;
 
   /**
    * Retry, whatever the method and {@link retry}, the failures that prove the server never
@@ -62,18 +61,31 @@ export interface RetryOptions {
   hedgingMaxAttempts?: number;
   /** Delay between hedged attempts. Default 0. */
   hedgingDelayMs?: number;
+}
+
+/**
+ * Call options read by the retry middleware: the {@link RetryPolicy} of each call, and its
+ * deadline. Like every nice-grpc call option they can be given per call, or per client and per
+ * method as the client's default call options
+ * (`clientFactory.create(Service, channel, { '*': {…}, method: {…} })`).
+ */
+export interface RetryOptions extends RetryPolicy {
+  onRetryableError?(error: ClientError, attempt: number, delayMs: number): void;
   /**
    * The call's deadline, as nice-grpc-client-middleware-deadline and @switchyard/middleware-deadline
    * name it: read to plan attempts, and passed on to a deadline middleware installed inside this
    * one (a relative deadline becomes the same `Date` for every attempt). The deadline of the
-   * inbound call being served (`currentCallScope()`) applies too; the earlier one counts.
+   * inbound call being served (`currentServedCall()`) applies too; the earlier one counts.
    */
   deadline?: Date | number;
 }
 
 /** What {@link RetryOptions.onRetry} receives: the diagnostics event plus the failure itself. */
 export interface RetryEvent extends RetryAttemptEvent {
-  /** The failed attempt's error; undefined for a hedge started on its timer. */
+  /**
+   * The failed attempt's error as its transport raised it (nice-grpc's `ClientError`);
+   * undefined for a hedge started on its timer, and for the proxy's attempts.
+   */
   readonly error: ClientError | undefined;
 }
 

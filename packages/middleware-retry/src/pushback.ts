@@ -1,5 +1,3 @@
-import type { Metadata } from 'nice-grpc-common';
-
 /** A server's `grpc-retry-pushback-ms` telling the client not to retry. */
 export const NO_RETRY = -1;
 
@@ -12,7 +10,10 @@ export const NO_RETRY = -1;
  * grpc-js parses the value with `parseInt`, so that `"abc"` becomes a 1 ms delay; A6 says
  * malformed values stop retries, which is what grpc-go and grpc-java do and what this follows.
  */
-export function parsePushback(trailers: Metadata | undefined): number | undefined {
+export function parsePushback(
+  // core's Headers, or nice-grpc's Metadata
+  trailers: { get(name: string): unknown } | undefined,
+): number | undefined {
   const value = trailers?.get('grpc-retry-pushback-ms');
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !/^\d{1,10}$/.test(value)) return NO_RETRY;

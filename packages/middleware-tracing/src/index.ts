@@ -1,6 +1,8 @@
+export { tracingClientMiddleware, tracingServerMiddleware } from './middleware.js';
+export { headersGetter, headersSetter, type TracingOptions } from './spans.js';
 export {
   type ClientTracingOptions,
-  tracingClientMiddleware,
-  tracingServerMiddleware,
-} from './middleware.js';
-export { metadataGetter, metadataSetter, type TracingOptions } from './spans.js';
+  type TracingInterceptor,
+  tracingClientInterceptor,
+  tracingServerInterceptor,
+} from './tracing.js';

@@ -1,7 +1,6 @@
 import {
   type Attributes,
   type Context,
-  context as contextApi,
   ProxyTracerProvider,
   propagation,
   type Span,
@@ -16,18 +15,21 @@ import {
   trace,
 } from '@opentelemetry/api';
 import {
+  type CallMethod,
+  type Headers,
   isServerError,
   isStatus,
+  type MessageDirection,
+  type MessageTap,
   type MethodRecognitionOptions,
   methodRecognizer,
+  type Outcome,
   type RpcSemconvStability,
   rpcSemconvStability,
   type ServerEndpoint,
   Status,
   statusName,
 } from '@switchyard/core';
-import { tapSteps } from '@switchyard/nice-grpc';
-import type { Metadata, MethodDescriptor } from 'nice-grpc-common';
 
 /** Options of {@link tracingServerMiddleware} and {@link tracingClientMiddleware}. */
 export interface TracingOptions extends MethodRecognitionOptions {
@@ -44,13 +46,13 @@ export interface TracingOptions extends MethodRecognitionOptions {
   messageEvents?: boolean;
 }
 
-/** nice-grpc metadata as an OpenTelemetry carrier. */
-export const metadataGetter: TextMapGetter<Metadata> = {
-  get: (carrier, key) => carrier.get(key) as string | undefined,
+/** Core's headers as an OpenTelemetry carrier, whatever transport carries the call. */
+export const headersGetter: TextMapGetter<Headers> = {
+  get: (carrier, key) => carrier.get(key),
   keys: (carrier) => Array.from(carrier, ([key]) => key),
 };
 
-export const metadataSetter: TextMapSetter<Metadata> = {
+export const headersSetter: TextMapSetter<Headers> = {
   set: (carrier, key, value) => carrier.set(key, value),
 };
 
@@ -66,7 +68,7 @@ export interface SpanFactory {
   readonly propagator: Pick<TextMapPropagator, 'inject' | 'extract'>;
   readonly messageEvents: boolean;
   /** The span name and start options of a method. */
-  method(descriptor: MethodDescriptor): MethodSpan;
+  method(method: CallMethod): MethodSpan;
   /** Status attributes by code, per the selected conventions. */
   readonly statusAttributes: readonly Attributes[];
   /**
@@ -104,7 +106,8 @@ export function spanFactory(
     server['server.address'] = endpoint.address;
     if (endpoint.port !== undefined) server['server.port'] = endpoint.port;
   }
-  const methods = new WeakMap<MethodDescriptor, MethodSpan>();
+  // nice-grpc's methods are one object each; a proxy's are the recognizer's bounded set.
+  const methods = new WeakMap<CallMethod, MethodSpan>();
   const proxy = tracerProvider instanceof ProxyTracerProvider ? tracerProvider : undefined;
   return {
     tracer,
@@ -162,73 +165,39 @@ export function spanIsError(kind: SpanKind, code: Status): boolean {
   return kind === SpanKind.SERVER ? isServerError(code) : code !== Status.OK;
 }
 
-/** Sets the status attributes and span status, records the error, and ends the span. */
-export function endSpan(
-  span: Span,
-  factory: SpanFactory,
-  kind: SpanKind,
-  status: Status,
-  error: unknown,
-): void {
+/** Sets the status attributes and span status from the outcome, records its error, and ends the span. */
+export function endSpan(span: Span, factory: SpanFactory, kind: SpanKind, outcome: Outcome): void {
   // A code outside the spec (0-16) is reported as UNKNOWN, as in metrics.
-  const code = isStatus(status) ? status : Status.UNKNOWN;
+  const code = isStatus(outcome.status) ? outcome.status : Status.UNKNOWN;
   span.setAttributes(factory.statusAttributes[code] as Attributes);
   if (spanIsError(kind, code)) {
+    const { error } = outcome;
     const message =
       error instanceof Error
         ? ((error as { details?: string }).details ?? error.message)
-        : statusName(code);
+        : outcome.message || statusName(code);
     span.setStatus({ code: SpanStatusCode.ERROR, message });
     if (error instanceof Error) span.recordException(error);
   }
   span.end();
 }
 
-/** Adds an `rpc.message` event for each message passing through. */
-export function messageEvents<T, R>(
-  messages: AsyncIterable<T> | AsyncGenerator<T, R, undefined>,
-  span: Span,
-  type: 'SENT' | 'RECEIVED',
-): AsyncGenerator<T, R, undefined> {
-  let id = 0;
-  return tapSteps<T, R>(messages, (step) => {
-    if (!step.done)
-      span.addEvent('rpc.message', { 'rpc.message.type': type, 'rpc.message.id': ++id });
-  });
-}
-
 /**
- * Runs every step of `generator` with `ctx` as the active OpenTelemetry context, so spans
- * created by the handler (or by other instrumentation) nest under the call's span when a
- * context manager is installed. Costs nothing measurable without one.
+ * A tap adding an `rpc.message` event to `span` for each message of the call's streamed sides,
+ * numbered per direction; `sent` is the direction this side sends (responses on a server,
+ * requests on a client).
  */
-export function bindContext<T, R>(
-  ctx: Context,
-  generator: AsyncGenerator<T, R, undefined>,
-): AsyncGenerator<T, R, undefined> {
-  return new BoundSteps(ctx, generator) as unknown as AsyncGenerator<T, R, undefined>;
-}
-
-// A class rather than an object literal: one shared shape, so one small allocation per call.
-class BoundSteps<T, R> {
-  constructor(
-    private readonly ctx: Context,
-    private readonly generator: AsyncGenerator<T, R, undefined>,
-  ) {}
-
-  next(): Promise<IteratorResult<T, R>> {
-    return contextApi.with(this.ctx, () => this.generator.next());
-  }
-
-  return(value: R): Promise<IteratorResult<T, R>> {
-    return contextApi.with(this.ctx, () => this.generator.return(value));
-  }
-
-  throw(error: unknown): Promise<IteratorResult<T, R>> {
-    return contextApi.with(this.ctx, () => this.generator.throw(error));
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
+export function messageEvents(span: Span, method: CallMethod, sent: MessageDirection): MessageTap {
+  let sentId = 0;
+  let receivedId = 0;
+  return {
+    message(direction) {
+      if (!(direction === 'request' ? method.requestStream : method.responseStream)) return;
+      const outgoing = direction === sent;
+      span.addEvent('rpc.message', {
+        'rpc.message.type': outgoing ? 'SENT' : 'RECEIVED',
+        'rpc.message.id': outgoing ? ++sentId : ++receivedId,
+      });
+    },
+  };
 }

@@ -1,16 +1,19 @@
-import type { PeerIdentity } from '@switchyard/core';
 import {
-  type CallContext,
-  type ClientMiddleware,
-  Metadata,
-  type ServerMiddleware,
-  type ServerMiddlewareCall,
-} from 'nice-grpc-common';
+  type Call,
+  type CallTransport,
+  callMethod,
+  type Headers,
+  type PeerIdentity,
+} from '@switchyard/core';
+import { Metadata } from 'nice-grpc-common';
 import { type CallState, callState } from './call-state.js';
+import { MetadataHeaders, toMetadata } from './metadata-headers.js';
 
 /**
  * What an outgoing call inherits from the inbound call being served: its deadline, its
- * cancellation, the metadata worth passing on (trace context) and who called.
+ * cancellation, the metadata worth passing on (trace context) and who called. A view of the
+ * served call's core {@link Call} (see {@link currentServedCall}), for code written against
+ * nice-grpc types.
  */
 export interface CallScope {
   /** The inbound call's path, `/package.Service/Method`. */
@@ -23,33 +26,41 @@ export interface CallScope {
   readonly forwardMetadata: Metadata;
   /** The verified caller, when identity middleware has established one. */
   readonly peer: PeerIdentity | undefined;
-  /**
-   * The inbound call's request metadata. Server middleware uses it to tell whether the
-   * current scope belongs to the call it is handling (see {@link serveInCallScope}).
-   */
+  /** The inbound call's request metadata. */
   readonly inbound: Metadata;
 }
-
-/** The changes a server middleware makes to the scope of the call it handles. */
-export type CallScopePatch = Partial<
-  Pick<CallScope, 'deadline' | 'signal' | 'forwardMetadata' | 'peer'>
->;
 
 /** Headers forwarded by default: W3C trace context and baggage. */
 export const DEFAULT_FORWARD_HEADERS: readonly string[] = ['traceparent', 'tracestate', 'baggage'];
 
+/**
+ * Core's view of the inbound call whose handler is running — its deadline, signal, caller and
+ * the headers it forwards, as the server layers established them — or `undefined` outside a
+ * handler (or on a server with no Switchyard server middleware). The client adapter makes it
+ * the `inbound` of every call made from there.
+ */
+export function currentServedCall(): Call | undefined {
+  return callState.getStore()?.served;
+}
+
 /** The scope of the inbound call whose handler is running, if any. */
 export function currentCallScope(): CallScope | undefined {
-  return callState.getStore()?.scope;
+  const served = currentServedCall();
+  if (served === undefined) return undefined;
+  return {
+    method: served.method.path,
+    deadline: served.deadline === undefined ? undefined : new Date(served.deadline),
+    signal: served.signal,
+    forwardMetadata: toMetadata(served.transport.forwardHeaders) ?? Metadata(),
+    // Who called, not how it was proven: a certificate stays with the served call.
+    peer: served.peer && { id: served.peer.id, source: served.peer.source },
+    inbound: toMetadata(served.headers) ?? Metadata(),
+  };
 }
 
 /** Runs `fn` (and everything it schedules) inside `scope`. */
 export function runInCallScope<R>(scope: CallScope, fn: () => R): R {
-  return callState.run(stateOf(scope), fn);
-}
-
-function stateOf(scope: CallScope): CallState {
-  return { call: undefined, path: undefined, scope };
+  return callState.run(stateOf(callOfScope(scope)), fn);
 }
 
 /**
@@ -63,7 +74,24 @@ export function scopedGenerator<T, R>(
   scope: CallScope,
   generator: AsyncGenerator<T, R, undefined>,
 ): AsyncGenerator<T, R, undefined> {
-  return stepsInState(stateOf(scope), generator);
+  return stepsServing(callOfScope(scope), generator);
+}
+
+/** The steps of `generator`, each run with `served` as the call being served. */
+export function stepsServing<T, R>(
+  served: Call,
+  generator: AsyncGenerator<T, R, undefined>,
+): AsyncGenerator<T, R, undefined> {
+  return stepsInState(stateOf(served), generator);
+}
+
+/** Runs `fn` with `served` as the call being served, in a state of its own. */
+export function runServing<R>(served: Call, fn: () => R): R {
+  return callState.run(stateOf(served), fn);
+}
+
+function stateOf(served: Call): CallState {
+  return { call: undefined, path: undefined, served };
 }
 
 async function* stepsInState<T, R>(
@@ -93,48 +121,30 @@ async function* stepsInState<T, R>(
   }
 }
 
-/**
- * Runs a server middleware's continuation inside the scope of the call it handles.
- *
- * Several server middleware contribute to one scope (deadline, identity, tracing), in whatever
- * order they were installed. The first to run creates the scope from the call context; the
- * others refine that same scope object in place. They recognise "their" call by its request
- * metadata object, which nice-grpc passes unchanged down the whole middleware chain of one call
- * even when a middleware extends the context; a scope inherited from elsewhere (a server started
- * inside a handler) is never mistaken for it.
- *
- * On a server created with `withInboundCall` (see inbound-call.ts) the handler already runs
- * inside the state the interceptor entered for this call, so the scope is simply recorded there
- * and `next()` is returned as it is: no storage to enter, no generator to wrap. Elsewhere the
- * continuation's every step is run inside a state of its own ({@link scopedGenerator}).
- */
-export function serveInCallScope<T, R>(
-  method: string,
-  context: CallContext,
-  patch: CallScopePatch,
-  next: () => AsyncGenerator<T, R, undefined>,
-): AsyncGenerator<T, R, undefined> {
-  const state = callState.getStore();
-  const current = state?.scope;
-  if (current?.inbound === context.metadata) {
-    Object.assign(current, patch);
-    return next();
-  }
-  const scope: CallScope = {
-    method,
-    deadline: undefined,
-    signal: context.signal,
-    forwardMetadata: pickMetadata(context.metadata, DEFAULT_FORWARD_HEADERS),
-    peer: undefined,
-    inbound: context.metadata,
-    ...patch,
+/** A served call for code that states its scope itself (tests, bridges from other frameworks). */
+function callOfScope(scope: CallScope): Call {
+  return {
+    side: 'server',
+    method: callMethod(scope.method),
+    headers: new MetadataHeaders(scope.inbound, true),
+    deadline: scope.deadline?.getTime(),
+    signal: scope.signal,
+    peer: scope.peer,
+    inbound: undefined,
+    attempt: 1,
+    transport: new ScopeTransport(new MetadataHeaders(scope.forwardMetadata, true)),
   };
-  if (state !== undefined && current === undefined && state.path === method) {
-    state.scope = scope;
-    return next();
+}
+
+class ScopeTransport implements CallTransport {
+  constructor(readonly forwardHeaders: Headers) {}
+  readonly replayable = false;
+  readonly peerAddress = undefined;
+  retain(): void {}
+  tap(): void {}
+  peerCertificate(): undefined {
+    return undefined;
   }
-  const own = stateOf(scope);
-  return stepsInState(own, callState.run(own, next));
 }
 
 /** Copies the named headers (all their values) out of `metadata`. */
@@ -145,57 +155,4 @@ export function pickMetadata(metadata: Metadata, keys: readonly string[]): Metad
     if (values.length > 0) picked.set(key, values as string[]);
   }
   return picked;
-}
-
-/** Options of {@link callScopeServerMiddleware}. */
-export interface CallScopeServerOptions {
-  /** Request headers that outgoing calls made by the handler pass on. */
-  forwardHeaders?: readonly string[];
-}
-
-/**
- * Server middleware that enters the call scope for every inbound call, so that calls made by
- * its handler can find it. Deadline, identity and tracing middleware enter it too; install this
- * one on its own when none of them is used, or to choose which headers are forwarded.
- */
-export function callScopeServerMiddleware({
-  forwardHeaders = DEFAULT_FORWARD_HEADERS,
-}: CallScopeServerOptions = {}): ServerMiddleware {
-  return <Request, Response>(
-    call: ServerMiddlewareCall<Request, Response>,
-    context: CallContext,
-  ) => {
-    const forwardMetadata = pickMetadata(context.metadata, forwardHeaders);
-    const current = currentCallScope();
-    if (current?.inbound === context.metadata) {
-      // A middleware installed before this one (tracing) may already have replaced a header
-      // with its own span's context; that value, not the request's, is the one to pass on.
-      for (const [key, values] of current.forwardMetadata) forwardMetadata.set(key, values);
-    }
-    return serveInCallScope<Response, Response | void>(
-      call.method.path,
-      context,
-      { forwardMetadata },
-      () => call.next(call.request, context),
-    );
-  };
-}
-
-/**
- * Client middleware that sends the current scope's forwarded headers with every outgoing call,
- * unless the call sets them itself.
- */
-export const forwardScopeMetadata: ClientMiddleware = (call, options) => {
-  const scope = currentCallScope();
-  if (scope === undefined || isEmpty(scope.forwardMetadata))
-    return call.next(call.request, options);
-  const metadata = Metadata(options.metadata);
-  for (const [key, values] of scope.forwardMetadata) {
-    if (!metadata.has(key)) metadata.set(key, values);
-  }
-  return call.next(call.request, { ...options, metadata });
-};
-
-function isEmpty(metadata: Metadata): boolean {
-  return metadata[Symbol.iterator]().next().done === true;
 }

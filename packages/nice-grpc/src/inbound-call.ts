@@ -58,7 +58,7 @@ class InboundInterceptingCall implements ServerInterceptingCallInterface {
   ) {}
 
   start(listener: Listener): void {
-    const state: CallState = { call: this.call, path: this.path, scope: undefined };
+    const state: CallState = { call: this.call, path: this.path, served: undefined };
     this.call.start({
       onReceiveMetadata: this.requestStream
         ? (metadata) => callState.run(state, () => listener.onReceiveMetadata(metadata))

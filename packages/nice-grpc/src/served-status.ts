@@ -1,6 +1,6 @@
 import { isStatus, Status } from '@switchyard/core';
 import { type CallContext, ServerError } from 'nice-grpc-common';
-import { currentCallScope } from './call-scope.js';
+import { currentServedCall } from './call-scope.js';
 import { currentInboundCall } from './inbound-call.js';
 
 /**
@@ -23,9 +23,9 @@ export function servedStatus(context: CallContext, failed: boolean, error?: unkn
 }
 
 function deadlinePassed(context: CallContext): boolean {
-  const scope = currentCallScope();
+  const served = currentServedCall();
   const deadline =
-    (scope?.inbound === context.metadata ? scope.deadline : undefined) ??
-    currentInboundCall()?.deadline;
-  return deadline !== undefined && deadline.getTime() <= Date.now();
+    (served !== undefined && served.signal === context.signal ? served.deadline : undefined) ??
+    currentInboundCall()?.deadline?.getTime();
+  return deadline !== undefined && deadline <= Date.now();
 }

@@ -9,14 +9,13 @@ import {
   createServer,
   Metadata,
   type Server,
-  type ServerMiddlewareCall,
 } from 'nice-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   callScopeServerMiddleware,
   currentCallScope,
   forwardScopeMetadata,
-  serveInCallScope,
+  serverMiddleware,
   withInboundCall,
 } from '../src/index.js';
 import { JsonService, type Observation, type Probe } from './json-service.js';
@@ -150,13 +149,11 @@ describe('call scope across real gRPC calls', () => {
 
   it('callScopeServerMiddleware keeps what an earlier middleware put in the scope, and adds its own headers', async () => {
     const server = createServer()
-      .use(<Req, Res>(call: ServerMiddlewareCall<Req, Res>, context: CallContext) =>
-        serveInCallScope<Res, Res | void>(
-          call.method.path,
-          context,
-          { forwardMetadata: Metadata({ traceparent: 'from-span' }) },
-          () => call.next(call.request, context),
-        ),
+      .use(
+        serverMiddleware((call, next) => {
+          call.transport.forwardHeaders.set('traceparent', 'from-span');
+          return next(call);
+        }),
       )
       .use(callScopeServerMiddleware({ forwardHeaders: ['traceparent', 'x-request-id'] }));
     server.add(JsonService, {

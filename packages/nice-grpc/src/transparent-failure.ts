@@ -1,4 +1,4 @@
-import { type ClientError, type Metadata, Status } from 'nice-grpc-common';
+import { ClientError, type Metadata, Status } from 'nice-grpc-common';
 
 /**
  * Whether a failed attempt provably never reached the server's application, so that any
@@ -25,8 +25,8 @@ import { type ClientError, type Metadata, Status } from 'nice-grpc-common';
  * Streams that could not even be created (grpc-js "NOT_STARTED") are retried by grpc-js itself
  * unless `grpc.enable_retries` is 0; they then surface as INTERNAL and are not retried here.
  */
-export function isTransparentFailure(error: ClientError, trailers: Metadata | undefined): boolean {
-  if (error.code !== Status.UNAVAILABLE) return false;
+export function isTransparentFailure(error: unknown, trailers: Metadata | undefined): boolean {
+  if (!(error instanceof ClientError) || error.code !== Status.UNAVAILABLE) return false;
   if (trailers === undefined || trailers[Symbol.iterator]().next().done !== true) return false;
   return (
     error.details === 'Stream refused by server' ||
