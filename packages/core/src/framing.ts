@@ -172,3 +172,36 @@ export class MessageDecoder {
     throw error;
   }
 }
+
+/**
+ * Finds the messages in a gRPC byte stream as it passes, without keeping its bytes: what a
+ * proxy needs to count and size the messages it relays undecoded. Each message is reported once
+ * its 5-byte prefix has arrived, with the length the prefix declares.
+ */
+export class MessageBoundaries {
+  readonly #prefix = Buffer.alloc(FRAME_HEADER_SIZE);
+  #prefixFilled = 0;
+  /** Bytes of the current message's payload still to come. */
+  #remaining = 0;
+
+  /** Reads a chunk, calling `onMessage` with the length of each message that begins in it. */
+  push(chunk: Uint8Array, onMessage: (length: number) => void): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#remaining > 0) {
+        const skip = Math.min(this.#remaining, chunk.length - at);
+        this.#remaining -= skip;
+        at += skip;
+        continue;
+      }
+      const take = Math.min(FRAME_HEADER_SIZE - this.#prefixFilled, chunk.length - at);
+      this.#prefix.set(chunk.subarray(at, at + take), this.#prefixFilled);
+      this.#prefixFilled += take;
+      at += take;
+      if (this.#prefixFilled < FRAME_HEADER_SIZE) return;
+      this.#prefixFilled = 0;
+      this.#remaining = this.#prefix.readUInt32BE(1);
+      onMessage(this.#remaining);
+    }
+  }
+}

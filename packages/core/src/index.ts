@@ -3,6 +3,7 @@ export * from './call.js';
 export * from './duration.js';
 export * from './events.js';
 export * from './framing.js';
+export * from './glob.js';
 export * from './grpc-timeout.js';
 export * from './headers.js';
 export * from './rpc-conventions.js';

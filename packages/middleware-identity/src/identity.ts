@@ -6,7 +6,7 @@ import {
   proxyOutcome,
   Status,
 } from '@switchyard/core';
-import { compileGlob } from './glob.js';
+import { compileGlob } from '@switchyard/core';
 import { certificateIdentity, type VerifiedPeerIdentity } from './peer-identity.js';
 import { type AuthorizationPolicy, CompiledPolicy, compileAuthorizationPolicy } from './policy.js';
 

@@ -11,7 +11,7 @@ export {
   mtlsChannelCredentials,
   mtlsServerCredentials,
 } from './credentials.js';
-export { compileGlob, type Glob } from './glob.js';
+export { compileGlob, type Glob } from '@switchyard/core';
 export {
   type AuthorizationOptions,
   authorizationInterceptor,

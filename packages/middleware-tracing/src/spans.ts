@@ -1,6 +1,5 @@
 import {
   type Attributes,
-  type Context,
   ProxyTracerProvider,
   propagation,
   type Span,

@@ -1,5 +1,4 @@
-import { Status } from '@switchyard/core';
-import type { ProxyCall } from './proxy-call.js';
+import { type Call, type Outcome, proxyOutcome, Status } from '@switchyard/core';
 import { type Layer, LayerService, type Service } from './service.js';
 
 /** Options of {@link admission}. */
@@ -13,6 +12,12 @@ export interface AdmissionOptions {
   failfastMs?: number;
 }
 
+/** A call waiting for a ready endpoint, and how to complete it. */
+interface Waiting {
+  readonly call: Call;
+  readonly resolve: (outcome: Outcome | Promise<Outcome>) => void;
+}
+
 /**
  * A bounded queue in front of the balancer, with Linkerd's failfast: calls wait while no endpoint
  * is ready (all connecting, ejected or at their stream limits), but not for ever and not without
@@ -21,7 +26,7 @@ export interface AdmissionOptions {
 class Admission extends LayerService {
   readonly #capacity: number;
   readonly #failfastMs: number;
-  readonly #queue: ProxyCall[] = [];
+  readonly #queue: Waiting[] = [];
   readonly #queuedAt: number[] = [];
   #failfast = false;
   #timer: NodeJS.Timeout | undefined;
@@ -37,26 +42,29 @@ class Admission extends LayerService {
     return true; // admission always takes the call: it queues or fails it
   }
 
-  override call(call: ProxyCall): void {
+  override call(call: Call): Promise<Outcome> {
     if (this.#queue.length === 0 && this.inner.isReady()) {
       this.#failfast = false;
-      this.inner.call(call);
-      return;
+      return this.inner.call(call);
     }
     if (this.#failfast) {
-      call.fail(Status.UNAVAILABLE, `no ready endpoint: ${this.inner.notReadyReason()}`);
-      return;
+      return Promise.resolve(
+        proxyOutcome(Status.UNAVAILABLE, `no ready endpoint: ${this.inner.notReadyReason()}`),
+      );
     }
     if (this.#queue.length >= this.#capacity) {
-      call.fail(
-        Status.UNAVAILABLE,
-        `proxy queue full (${this.#capacity} calls waiting for a ready endpoint)`,
+      return Promise.resolve(
+        proxyOutcome(
+          Status.UNAVAILABLE,
+          `proxy queue full (${this.#capacity} calls waiting for a ready endpoint)`,
+        ),
       );
-      return;
     }
-    this.#queue.push(call);
-    this.#queuedAt.push(performance.now());
-    if (this.#timer === undefined) this.#arm(this.#failfastMs);
+    return new Promise((resolve) => {
+      this.#queue.push({ call, resolve });
+      this.#queuedAt.push(performance.now());
+      if (this.#timer === undefined) this.#arm(this.#failfastMs);
+    });
   }
 
   override async close(): Promise<void> {
@@ -68,9 +76,12 @@ class Admission extends LayerService {
     const queue = this.#queue;
     while (queue.length > 0 && this.inner.isReady()) {
       this.#failfast = false;
-      const call = queue.shift()!;
+      const { call, resolve } = queue.shift()!;
       this.#queuedAt.shift();
-      if (!call.finished) this.inner.call(call);
+      // A call cancelled while it waited takes no endpoint's turn.
+      if (call.signal.aborted)
+        resolve({ ...proxyOutcome(Status.CANCELLED, 'cancelled while queued'), origin: 'client' });
+      else resolve(this.inner.call(call));
     }
     if (queue.length === 0) {
       clearTimeout(this.#timer);
@@ -99,9 +110,9 @@ class Admission extends LayerService {
   #failAll(message: string): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const calls = this.#queue.splice(0);
+    const waiting = this.#queue.splice(0);
     this.#queuedAt.length = 0;
-    for (const call of calls) call.fail(Status.UNAVAILABLE, message);
+    for (const { resolve } of waiting) resolve(proxyOutcome(Status.UNAVAILABLE, message));
   }
 }
 

@@ -1,8 +1,10 @@
 import type { Balanceable, Balancer, Load } from '@switchyard/balancer';
+import type { Call, Outcome } from '@switchyard/core';
 import type { Discovery, DiscoveryUpdate, Endpoint } from '@switchyard/discovery';
 import type { Logger } from 'pino';
-import type { CallObserver, ProxyCall } from './proxy-call.js';
+import type { ProxyCall } from './proxy-call.js';
 import type { Service } from './service.js';
+import type { UpstreamCall } from './upstream-call.js';
 
 /** What the endpoint stack of one endpoint is built from. */
 export interface EndpointTarget {
@@ -15,15 +17,31 @@ export interface EndpointTarget {
 export type EndpointStack = (target: EndpointTarget) => Service;
 
 /** One endpoint as the balancer sees it: its service and its load record. */
-class BalancedEndpoint implements Balanceable, CallObserver {
+class BalancedEndpoint implements Balanceable {
   constructor(
     readonly address: string,
     readonly service: Service,
     readonly load: Load,
   ) {}
 
-  responseStarted(call: ProxyCall): void {
-    this.load.settle(call.startedAt);
+  /**
+   * Sends one call here. The load record learns when its response began (peak-EWMA's sample,
+   * as Linkerd takes it at the response headers), or that it ended without one.
+   */
+  call(call: Call): Promise<Outcome> {
+    const { load } = this;
+    const startedAt = load.start();
+    let settled = false;
+    const onResponse = () => {
+      if (settled) return;
+      settled = true;
+      load.settle(startedAt);
+    };
+    const attempt: UpstreamCall = { ...call, endpoint: this.address, onResponse };
+    return this.service.call(attempt).then((outcome) => {
+      onResponse();
+      return outcome;
+    });
   }
 }
 
@@ -62,19 +80,20 @@ class Balance implements Service {
     return false;
   }
 
-  call(call: ProxyCall): void {
+  call(call: Call): Promise<Outcome> {
     const list = this.#list;
     const ready = this.#ready;
     ready.length = 0;
     for (let i = 0; i < list.length; i++) {
       if (list[i]!.service.isReady()) ready.push(list[i]!);
     }
+    // A retry or hedge goes to an endpoint the call has not tried, while there is one (Envoy's
+    // previous_hosts predicate): the endpoint that just failed it is the likeliest to again.
+    if (call.attempt > 1 && ready.length > 1)
+      avoidTried(ready, (call.transport as ProxyCall).triedEndpoints);
     const endpoint = this.#balancer.pick(ready)!;
     ready.length = 0;
-    call.target = endpoint.address;
-    call.startedAt = endpoint.load.start();
-    call.observe(endpoint);
-    endpoint.service.call(call);
+    return endpoint.call(call);
   }
 
   onReady(listener: () => void): void {
@@ -121,6 +140,15 @@ class Balance implements Service {
     }
     this.#list = [...this.#endpoints.values()];
   }
+}
+
+/** Removes the endpoints in `tried` from `ready`, unless that would leave none. */
+function avoidTried(ready: BalancedEndpoint[], tried: readonly string[]): void {
+  let kept = 0;
+  for (let i = 0; i < ready.length; i++) {
+    if (!tried.includes(ready[i]!.address)) ready[kept++] = ready[i]!;
+  }
+  if (kept > 0) ready.length = kept;
 }
 
 /** The balancing service over a live set of endpoints, each built by `stack`. */

@@ -1,8 +1,10 @@
+import type { Call, Outcome } from '@switchyard/core';
 import { type Backoff, type BackoffOptions, exponentialBackoff } from '@switchyard/core';
 import type { Endpoint } from '@switchyard/discovery';
 import type { Logger } from 'pino';
 import type { ProxyCall } from './proxy-call.js';
 import type { Service } from './service.js';
+import type { UpstreamCall } from './upstream-call.js';
 import {
   type ConnectionEvents,
   UpstreamConnection,
@@ -75,14 +77,17 @@ export class ConnectionPool implements Service, ConnectionEvents {
     return this.#available() !== undefined;
   }
 
-  call(call: ProxyCall): void {
+  call(call: Call): Promise<Outcome> {
     const connection = this.#available()!;
-    call.forwardTo(connection);
+    // Every call on the proxy's data plane is an attempt of one proxied call.
+    const proxied = call.transport as ProxyCall;
+    const ended = proxied.attempt(call, connection, (call as Partial<UpstreamCall>).onResponse);
     if (++connection.streamsOpened === this.#maxStreamsPerConnection) this.#retire(connection);
     if (!connection.hasCapacity()) {
       connection.full = true;
       this.#grow();
     }
+    return ended;
   }
 
   onReady(listener: () => void): void {

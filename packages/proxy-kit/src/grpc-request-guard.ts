@@ -1,4 +1,4 @@
-import { Status } from '@switchyard/core';
+import { type Call, type Outcome, proxyOutcome, Status } from '@switchyard/core';
 import type { ProxyCall } from './proxy-call.js';
 import { type Layer, LayerService } from './service.js';
 
@@ -12,34 +12,35 @@ const GRPC_CONTENT_TYPE = /^application\/grpc(?:$|[+;])/;
  * `grpc-status` so that gRPC-aware clients also get a clear status.
  */
 class GrpcRequestGuard extends LayerService {
-  override call(call: ProxyCall): void {
-    const headers = call.headers;
+  override call(call: Call): Promise<Outcome> {
+    const proxied = call.transport as ProxyCall;
+    const headers = proxied.requestHeaders;
     if (headers.oversize) {
-      call.fail(
-        Status.RESOURCE_EXHAUSTED,
-        `request metadata of ${headers.size} bytes exceeds the proxy's limit`,
+      return Promise.resolve(
+        proxyOutcome(
+          Status.RESOURCE_EXHAUSTED,
+          `request metadata of ${headers.size} bytes exceeds the proxy's limit`,
+        ),
       );
-      return;
     }
     const method = headers.get(':method');
     const contentType = headers.get('content-type');
     if (method === 'POST' && contentType !== undefined && GRPC_CONTENT_TYPE.test(contentType)) {
-      this.inner.call(call);
-      return;
+      return this.inner.call(call);
     }
-    if (method !== 'POST') {
-      call.reject(
-        405,
-        Status.INTERNAL,
-        `proxy-kit: ${method} is not a gRPC request (gRPC uses POST)`,
-      );
-    } else {
-      call.reject(
-        415,
-        Status.INTERNAL,
-        `proxy-kit: content-type ${contentType ?? '(none)'} is not gRPC`,
-      );
-    }
+    return Promise.resolve(
+      method !== 'POST'
+        ? proxied.reject(
+            405,
+            Status.INTERNAL,
+            `proxy-kit: ${method} is not a gRPC request (gRPC uses POST)`,
+          )
+        : proxied.reject(
+            415,
+            Status.INTERNAL,
+            `proxy-kit: content-type ${contentType ?? '(none)'} is not gRPC`,
+          ),
+    );
   }
 }
 

@@ -5,9 +5,9 @@ import {
   type Socket,
 } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import { H2Connection, type H2Options } from '@switchyard/h2';
 import type { Logger } from 'pino';
-import { H2Connection, type H2Options } from './h2/connection.js';
-import { ProxyCall } from './proxy-call.js';
+import { type InboundConnection, ProxyCall } from './proxy-call.js';
 import type { Service } from './service.js';
 
 /** Options of the inbound side. */
@@ -45,28 +45,23 @@ export class ProxyListener {
       streamWindow: options.streamWindowBytes,
       connectionWindow: options.connectionWindowBytes,
       maxHeaderListSize: options.maxHeaderListBytes,
-    };
-    const connections = this.#connections;
-    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-    const accept = (socket: Socket) => {
-      socket.setNoDelay(true);
       // A client that connects and never completes the HTTP/2 preface and SETTINGS must not
       // hold a connection for ever.
-      const handshake = setTimeout(() => {
-        connection.destroy(`no HTTP/2 preface and SETTINGS within ${handshakeTimeoutMs} ms`);
-      }, handshakeTimeoutMs);
-      handshake.unref();
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    };
+    const connections = this.#connections;
+    const accept = (socket: Socket) => {
+      const inbound = inboundConnection(socket);
       const connection: H2Connection = new H2Connection(
         socket,
         'server',
         {
           onStream: (stream, headers, endStream) =>
-            service.call(new ProxyCall(stream, headers, endStream, service)),
-          onReady: () => clearTimeout(handshake),
+            new ProxyCall(stream, headers, endStream, inbound).serve(service),
+          onReady: () => {},
           onGoaway: () => {},
           onCapacity: () => {},
           onClose: (error) => {
-            clearTimeout(handshake);
             connections.delete(connection);
             if (error !== undefined) logger.debug({ reason: error }, 'client connection failed');
           },
@@ -118,6 +113,21 @@ export class ProxyListener {
     await closed;
     clearTimeout(timer);
   }
+}
+
+/** What the calls of one client connection know of it: its address and verified certificate. */
+function inboundConnection(socket: Socket): InboundConnection {
+  const host = socket.remoteAddress;
+  const peerAddress =
+    host === undefined
+      ? undefined
+      : `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort}`;
+  const tls = socket as Partial<TLSSocket>;
+  return {
+    peerAddress,
+    peerCertificate: () =>
+      tls.authorized === true && tls.getPeerCertificate ? tls.getPeerCertificate() : undefined,
+  };
 }
 
 /** `host:port` or `[v6]:port` to listen on; unlike an upstream address, port 0 is allowed. */

@@ -1,360 +1,365 @@
-import { encodeGrpcMessage, parseGrpcStatus, Status, statusFromHttp } from '@switchyard/core';
-import { CANCEL, REFUSED_STREAM } from './h2/frames.js';
-import { HeaderBlock } from './h2/hpack.js';
-import type { H2Stream, StreamHandler } from './h2/stream.js';
-import { resetCodeName, statusFromResetCode } from './reset-status.js';
+import type { PeerCertificate } from 'node:tls';
+import {
+  type Call,
+  type CallTransport,
+  encodeGrpcMessage,
+  GrpcTimeoutError,
+  MessageBoundaries,
+  type MessageDirection,
+  type MessageTap,
+  type Outcome,
+  parseGrpcTimeout,
+  proxyOutcome,
+  Status,
+} from '@switchyard/core';
+import { type H2Stream, HeaderBlock, type StreamHandler } from '@switchyard/h2';
+import { BlockHeaders } from './block-headers.js';
+import { methodOf } from './methods.js';
 import type { Service } from './service.js';
+import { UpstreamAttempt } from './upstream-attempt.js';
 import type { UpstreamConnection } from './upstream-connection.js';
 
-/** Request bytes kept for a transparent retry; a larger request is not replayed. */
-const REPLAY_LIMIT = 64 * 1024;
-/** Transparent retries of one call. */
-const MAX_REPLAYS = 2;
+/** What the proxy knows of the connection a call came in on. */
+export interface InboundConnection {
+  /** `host:port` of the client. */
+  readonly peerAddress: string | undefined;
+  /** The client certificate the TLS handshake verified, if any. */
+  peerCertificate(): PeerCertificate | undefined;
+}
 
-/** Who decided a call's final status. */
-export type CallOrigin =
-  /** The upstream answered (`grpc-status` in its headers or trailers). */
-  | 'upstream'
-  /** The proxy did: the upstream failed at the transport level, or no upstream could be used. */
-  | 'proxy'
-  /** The client cancelled or went away. */
-  | 'client';
-
-/**
- * Told about the progress of a call it registered for with {@link ProxyCall.observe}, once per
- * registration: layers below the pipeline's entry register per attempt, and a call that an
- * upstream refused unprocessed ends that attempt (as UNAVAILABLE from the proxy) and starts
- * another.
- */
-export interface CallObserver {
-  /** The response began (its first DATA frame), or the attempt ended without one. */
-  responseStarted?(call: ProxyCall): void;
-  /** The attempt is over: {@link ProxyCall.status} and {@link ProxyCall.origin} are set. */
-  finished?(call: ProxyCall): void;
+/** One request chunk kept for attempts that have not sent it yet, or for a replay. */
+interface KeptChunk {
+  readonly data: Buffer;
+  /** Its flow-control window was given back to the client already. */
+  credited: boolean;
 }
 
 /**
- * One proxied call: the client's stream, its request headers, and — once a connection is chosen
- * — the stream to the upstream. It relays between the two: headers, DATA and trailers pass
- * unchanged (no message is decoded, so any method and any compression), and each side's
- * flow-control window is given back only as the other side accepts the bytes, so a slow reader
- * slows the writer across the proxy and memory stays bounded by the windows.
+ * One proxied call, as it came from the client: the client's stream and its request, and the
+ * transport of every attempt made upstream for it (`CallTransport`).
+ *
+ * It relays between the client and the attempts. Request bytes go to the attempts as they come
+ * (no message is decoded, so any method and any compression); each side's flow-control window is
+ * given back only as the other side takes the bytes, so a slow reader slows the writer across the
+ * proxy. Bytes that arrive before an attempt exists wait here, and while a retry layer asked for
+ * it ({@link retain}) a copy of every request byte stays here for another attempt. The first
+ * attempt to receive response headers commits the call: its response is relayed to the client,
+ * the other attempts are cancelled. The final status is written once the pipeline's outcome is
+ * known ({@link serve}), so that a layer can decide it (a retry, a deadline).
  */
-export class ProxyCall implements StreamHandler {
+export class ProxyCall implements StreamHandler, CallTransport {
   readonly downstream: H2Stream;
-  /** The client's request headers, forwarded as they are. */
-  readonly headers: HeaderBlock;
-  /** `host:port` of the upstream the call went to, once the balancer chose it. */
-  target = '';
-  /** When the call was sent upstream, as returned by the endpoint's load record. */
-  startedAt = 0;
-  /** The stream to the upstream and its connection, once the call is forwarded. */
-  upstream: H2Stream | undefined = undefined;
-  connection: UpstreamConnection | undefined = undefined;
-  /** Response headers have been sent to the client. */
-  responded = false;
-  /** Final gRPC status; meaningful once finished. */
-  status: Status = Status.UNKNOWN;
-  origin: CallOrigin = 'upstream';
-  /** The call is over (answered, failed or cancelled). */
-  finished = false;
+  /** The call as the pipeline's layers see it. */
+  readonly served: Call;
+  readonly #headers: BlockHeaders;
+  readonly #connection: InboundConnection;
+  readonly #cancelled = new AbortController();
   #requestEnded: boolean;
-  // Request data that arrived before the call had an upstream (it waited in admission). Copied:
-  // a view would pin the socket's whole read buffer. Its window is given back once forwarded.
-  #early: Buffer[] | undefined = undefined;
   #requestTrailers: HeaderBlock | undefined = undefined;
-  #responseStarted = false;
-  #observers: CallObserver[] | undefined = undefined;
-  // Transparent retry (gRFC A6): a stream the upstream refused unprocessed (REFUSED_STREAM, or
-  // beyond a GOAWAY's last stream id) goes through the pipeline again. Until the response
-  // begins, copies of the request bytes sent are kept for that — up to REPLAY_LIMIT.
-  readonly #entry: Service | undefined;
-  #replayable = true;
-  #replay: Buffer[] | undefined = undefined;
-  #replayBytes = 0;
-  #resend: Buffer[] | undefined = undefined;
-  #attempts = 0;
+  #kept: KeptChunk[] = [];
+  #keptBytes = 0;
+  #retainLimit = 0;
+  /** Every request byte sent upstream so far is still kept. */
+  #allKept = true;
+  readonly #attempts: UpstreamAttempt[] = [];
+  /** The endpoints earlier attempts went to, so that another attempt can go elsewhere. */
+  readonly #tried: string[] = [];
+  #committed: UpstreamAttempt | undefined = undefined;
+  #responded = false;
+  #done = false;
+  #taps: MessageTap[] | undefined = undefined;
+  #requestMessages: MessageBoundaries | undefined = undefined;
+  #responseMessages: MessageBoundaries | undefined = undefined;
 
-  /** @param entry where the call enters the pipeline; a refused attempt is sent there again. */
-  constructor(downstream: H2Stream, headers: HeaderBlock, endStream: boolean, entry?: Service) {
+  constructor(
+    downstream: H2Stream,
+    headers: HeaderBlock,
+    endStream: boolean,
+    connection: InboundConnection,
+  ) {
     this.downstream = downstream;
-    this.headers = headers;
     this.#requestEnded = endStream;
-    this.#entry = entry;
+    this.#connection = connection;
+    this.#headers = new BlockHeaders(headers);
     downstream.handler = this;
+    this.served = {
+      side: 'server',
+      method: methodOf(headers.get(':path') ?? ''),
+      headers: this.#headers,
+      deadline: undefined,
+      signal: this.#cancelled.signal,
+      peer: undefined,
+      inbound: undefined,
+      attempt: 1,
+      transport: this,
+    };
   }
 
-  /** The method path, e.g. `/pkg.Service/Method`. */
-  get path(): string {
-    return this.headers.get(':path') ?? '';
+  /** Endpoints this call's attempts went to so far, in order. */
+  get triedEndpoints(): readonly string[] {
+    return this.#tried;
   }
 
-  /** Registers for this call's progress events. */
-  observe(observer: CallObserver): void {
-    if (this.#observers === undefined) this.#observers = [observer];
-    else this.#observers.push(observer);
-  }
-
-  /** Opens the upstream stream on `connection` and relays from now on. */
-  forwardTo(connection: UpstreamConnection): void {
-    if (this.finished) return;
-    const h2 = connection.h2;
-    if (this.headers.size > h2.peerMaxHeaderListSize) {
-      this.fail(
-        Status.RESOURCE_EXHAUSTED,
-        `request metadata of ${this.headers.size} bytes exceeds upstream ${this.target}'s limit of ${h2.peerMaxHeaderListSize}`,
-      );
-      return;
-    }
-    this.connection = connection;
-    const resend = this.#resend;
-    const early = this.#early;
-    const trailers = this.#requestTrailers;
-    const endStream =
-      this.#requestEnded && resend === undefined && early === undefined && trailers === undefined;
-    const upstream = h2.request(this.headers, endStream, this);
-    this.upstream = upstream;
-    if (resend !== undefined) {
-      // Sent once already: the client's window was given back then.
-      this.#resend = undefined;
-      const last = resend.length - 1;
-      for (let i = 0; i <= last; i++) {
-        const end =
-          i === last && early === undefined && trailers === undefined && this.#requestEnded;
-        upstream.sendData(resend[i]!, end);
-        this.#retain(resend[i]!, false);
-      }
-    }
-    if (early !== undefined) {
-      this.#early = undefined;
-      const last = early.length - 1;
-      for (let i = 0; i <= last; i++) {
-        const end = i === last && trailers === undefined && this.#requestEnded;
-        upstream.sendData(early[i]!, end, this.downstream);
-        this.#retain(early[i]!, false);
-      }
-    }
-    if (trailers !== undefined) upstream.sendHeaders(trailers, true);
-  }
-
-  /** Keeps a copy of request bytes sent, while the attempt may still have to be replayed. */
-  #retain(data: Buffer, copy: boolean): void {
-    if (!this.#replayable || data.length === 0) return;
-    this.#replayBytes += data.length;
-    if (this.#replayBytes > REPLAY_LIMIT) {
-      this.#replayable = false;
-      this.#replay = undefined;
-      return;
-    }
-    this.#replay ??= [];
-    this.#replay.push(copy ? Buffer.from(data) : data);
+  /** The request headers as received. */
+  get requestHeaders(): HeaderBlock {
+    return this.#headers.block;
   }
 
   /**
-   * The upstream refused the stream without processing it: this attempt is over for its endpoint
-   * (its load record and breaker learn so), and the call goes through the pipeline again.
+   * Runs the call through `service` and answers the client with its outcome: trailers after a
+   * relayed response, else a Trailers-Only response. A malformed `grpc-timeout` is refused before
+   * any layer runs (INTERNAL, as grpc-go answers it).
    */
-  #replayElsewhere(): void {
-    this.#attempts++;
-    this.status = Status.UNAVAILABLE;
-    this.origin = 'proxy';
-    this.responseStarted();
-    const observers = this.#observers;
-    this.#observers = undefined;
-    if (observers !== undefined) for (const observer of observers) observer.finished?.(this);
-    this.#responseStarted = false;
-    this.upstream = undefined;
-    this.connection = undefined;
-    this.target = '';
-    this.#resend = this.#replay;
-    this.#replay = undefined;
-    this.#replayBytes = 0;
-    this.#entry!.call(this);
-  }
-
-  // ---- StreamHandler: events of both streams ----
-
-  onHeaders(stream: H2Stream, headers: HeaderBlock, endStream: boolean): void {
-    if (stream === this.downstream) {
-      // Request trailers: unused by gRPC, forwarded for fidelity (and kept for a replay).
-      this.#requestEnded = true;
-      this.#requestTrailers = headers;
-      if (headers.oversize) {
-        this.fail(
-          Status.RESOURCE_EXHAUSTED,
-          `request trailers of ${headers.size} bytes exceed the proxy's limit`,
-        );
+  serve(service: Service): void {
+    const timeout = this.#headers.get('grpc-timeout');
+    if (timeout !== undefined) {
+      try {
+        (this.served as { deadline: number | undefined }).deadline =
+          Date.now() + parseGrpcTimeout(timeout);
+      } catch (error) {
+        if (!(error instanceof GrpcTimeoutError)) throw error;
+        this.#answer(proxyOutcome(Status.INTERNAL, `malformed grpc-timeout: ${error.message}`));
         return;
       }
-      this.upstream?.sendHeaders(headers, true);
-      return;
     }
-    if (this.finished) return;
+    service.call(this.served).then(
+      (outcome) => this.#answer(outcome),
+      (error: unknown) =>
+        this.#answer(proxyOutcome(Status.INTERNAL, `proxy failure: ${String(error)}`)),
+    );
+  }
+
+  // ---- CallTransport ----
+
+  get replayable(): boolean {
+    return this.#committed === undefined && this.#allKept;
+  }
+
+  get forwardHeaders(): BlockHeaders {
+    // Everything the client sent goes upstream, as layers left it.
+    return this.#headers;
+  }
+
+  get peerAddress(): string | undefined {
+    return this.#connection.peerAddress;
+  }
+
+  peerCertificate(): PeerCertificate | undefined {
+    return this.#connection.peerCertificate();
+  }
+
+  retain(limitBytes: number): void {
+    if (limitBytes > this.#retainLimit) this.#retainLimit = limitBytes;
+    if (this.#keptBytes > this.#retainLimit) this.#stopKeeping();
+  }
+
+  tap(tap: MessageTap): void {
+    if (this.#taps === undefined) {
+      this.#taps = [tap];
+      this.#requestMessages = new MessageBoundaries();
+      this.#responseMessages = new MessageBoundaries();
+    } else {
+      this.#taps.push(tap);
+    }
+  }
+
+  // ---- Attempts ----
+
+  /** Sends `call` upstream on `connection` as a new attempt; resolves with its outcome. */
+  attempt(call: Call, connection: UpstreamConnection, onResponse?: () => void): Promise<Outcome> {
+    if (this.#done) return Promise.resolve(CLIENT_GONE);
+    if (this.#committed !== undefined) return Promise.resolve(SUPERSEDED);
+    const attempt = new UpstreamAttempt(this, call, connection, onResponse);
+    this.#attempts.push(attempt);
+    this.#tried.push(connection.endpoint.address);
+    const kept = this.#kept;
+    const trailers = this.#requestTrailers;
+    attempt.open(this.#requestEnded && kept.length === 0 && trailers === undefined);
+    for (let i = 0; i < kept.length; i++) {
+      const chunk = kept[i]!;
+      const end = i === kept.length - 1 && trailers === undefined && this.#requestEnded;
+      attempt.sendRequest(chunk.data, end, chunk.credited ? undefined : this.downstream);
+      chunk.credited = true;
+    }
+    if (trailers !== undefined) attempt.sendRequestTrailers(trailers);
+    // Without a retry layer asking for them, sent bytes are not kept for another attempt.
+    if (this.#retainLimit === 0 && kept.length > 0) this.#stopKeeping();
+    return attempt.ended;
+  }
+
+  /** `attempt` received response headers: it commits the call unless another did first. */
+  commit(attempt: UpstreamAttempt, headers: HeaderBlock): boolean {
+    if (this.#committed !== undefined || this.#done) return false;
+    this.#committed = attempt;
+    this.#responded = true;
+    this.#stopKeeping();
+    for (const other of this.#attempts) if (other !== attempt) other.supersede();
+    this.downstream.sendHeaders(headers, false);
+    return true;
+  }
+
+  /** Response DATA of the committed attempt, relayed to the client. */
+  relayResponse(data: Buffer, source: H2Stream): void {
+    if (this.#responseMessages !== undefined && data.length > 0) this.#count('response', data);
+    if (data.length > 0) this.downstream.sendData(data, false, source);
+    else source.consume(0);
+  }
+
+  /** An attempt ended; it sends and receives nothing more. */
+  ended(attempt: UpstreamAttempt): void {
+    const index = this.#attempts.indexOf(attempt);
+    if (index >= 0) this.#attempts.splice(index, 1);
+  }
+
+  // ---- StreamHandler: the client's stream ----
+
+  onHeaders(_stream: H2Stream, headers: HeaderBlock): void {
+    // Request trailers: unused by gRPC, forwarded for fidelity (and kept for a replay).
+    this.#requestEnded = true;
+    this.#requestTrailers = headers;
     if (headers.oversize) {
-      this.fail(
-        Status.RESOURCE_EXHAUSTED,
-        `response metadata of ${headers.size} bytes from upstream ${this.target} exceeds the proxy's limit`,
+      this.#cancelled.abort();
+      this.#answer(
+        proxyOutcome(
+          Status.RESOURCE_EXHAUSTED,
+          `request trailers of ${headers.size} bytes exceed the proxy's limit`,
+        ),
       );
       return;
     }
-    if (this.responded) {
-      this.downstream.sendHeaders(headers, true);
-      this.finish(statusOf(headers), 'upstream');
-      return;
-    }
-    this.responded = true;
-    this.#replayable = false;
-    this.#replay = undefined;
-    this.downstream.sendHeaders(headers, endStream);
-    // Trailers-Only: the status is in these headers; no body follows.
-    if (endStream) this.finish(statusOf(headers), 'upstream');
+    for (const attempt of this.#attempts) attempt.sendRequestTrailers(headers);
   }
 
   onData(stream: H2Stream, data: Buffer, endStream: boolean): void {
-    if (stream === this.downstream) {
-      if (this.finished) {
-        stream.consume(data.length);
-        return;
-      }
-      if (endStream) this.#requestEnded = true;
-      const upstream = this.upstream;
-      if (upstream !== undefined) {
-        upstream.sendData(data, endStream, stream);
-        this.#retain(data, true);
-      } else if (data.length > 0 || endStream) {
-        this.#early ??= [];
-        this.#early.push(Buffer.from(data));
-      }
-      return;
-    }
-    if (this.finished) {
+    if (this.#done) {
       stream.consume(data.length);
       return;
     }
-    this.responseStarted();
-    if (data.length > 0) this.downstream.sendData(data, false, stream);
-    if (endStream) {
-      // PROTOCOL-HTTP2: a response ends with trailers; without them it has no status.
-      this.fail(Status.INTERNAL, `upstream ${this.target} ended the response without trailers`);
+    if (endStream) this.#requestEnded = true;
+    if (this.#requestMessages !== undefined && data.length > 0) this.#count('request', data);
+    const attempts = this.#attempts;
+    if (attempts.length === 0) {
+      // Waiting in admission: kept, and credited once an attempt sends it.
+      if (data.length > 0 || endStream) this.#keep(data, false);
+      return;
+    }
+    if (data.length > 0) {
+      if (this.#allKept && this.#keptBytes + data.length <= this.#retainLimit)
+        this.#keep(data, true);
+      else this.#stopKeeping();
+    }
+    // The first attempt's sending gives the client its window back; a hedge sends a copy.
+    attempts[0]!.sendRequest(data, endStream, stream);
+    for (let i = 1; i < attempts.length; i++) {
+      attempts[i]!.sendRequest(Buffer.from(data), endStream, undefined);
     }
   }
 
-  onReset(stream: H2Stream, code: number, connectionError: string | undefined): void {
-    if (this.finished) return;
-    if (stream === this.downstream) {
-      // The client cancelled (RST_STREAM) or its connection went away: cancellation crosses
-      // the proxy as RST_STREAM CANCEL (PROTOCOL-HTTP2).
-      this.upstream?.reset(CANCEL);
-      this.finish(Status.CANCELLED, 'client');
-      return;
-    }
-    if (
-      code === REFUSED_STREAM &&
-      !this.responded &&
-      this.#replayable &&
-      this.#attempts < MAX_REPLAYS &&
-      this.#entry !== undefined
-    ) {
-      this.#replayElsewhere();
-      return;
-    }
-    if (connectionError !== undefined) {
-      this.fail(Status.UNAVAILABLE, `upstream ${this.target}: ${connectionError}`);
-    } else {
-      this.fail(
-        statusFromResetCode(code),
-        `upstream ${this.target} reset the stream (${resetCodeName(code)})`,
-      );
-    }
+  onReset(): void {
+    // The client cancelled (RST_STREAM) or its connection went away: every attempt is
+    // cancelled through the call's signal, and the upstream sees RST_STREAM CANCEL.
+    if (this.#done) return;
+    this.#done = true;
+    this.#kept = [];
+    this.#cancelled.abort();
   }
 
   // ---- Ending ----
 
-  /** The upstream's first DATA frame arrived (or the call ended without one). */
-  responseStarted(): void {
-    if (this.#responseStarted) return;
-    this.#responseStarted = true;
-    const observers = this.#observers;
-    if (observers === undefined) return;
-    for (let i = 0; i < observers.length; i++) observers[i]!.responseStarted?.(this);
-  }
-
-  /** Records the final status and tells the observers. Idempotent. */
-  finish(status: Status, origin: CallOrigin): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.status = status;
-    this.origin = origin;
-    this.responseStarted();
-    this.#early = undefined;
-    this.#replay = undefined;
-    this.#resend = undefined;
-    const observers = this.#observers;
-    if (observers === undefined) return;
-    for (let i = 0; i < observers.length; i++) observers[i]!.finished?.(this);
+  /** Answers the client with `outcome`, unless it is gone or was answered already. */
+  #answer(outcome: Outcome): void {
+    const wasDone = this.#done;
+    this.#done = true;
+    this.#kept = [];
+    for (const attempt of [...this.#attempts]) attempt.cancel();
+    if (wasDone || this.downstream.closed) return;
+    this.downstream.sendHeaders(this.#finalHeaders(outcome), true);
   }
 
   /**
-   * Ends the call with a status the proxy produced: as a Trailers-Only response when nothing was
-   * sent yet, else as trailers after what was sent. Cancels the upstream stream, if any.
+   * The block that ends the response: the upstream's own trailers (or Trailers-Only headers)
+   * when the outcome is theirs, else the status the proxy decided.
    */
-  fail(code: Status, message: string): void {
-    if (this.finished) return;
-    const upstream = this.upstream;
-    if (upstream !== undefined && !upstream.closed) upstream.reset(CANCEL);
-    const status = String(code);
-    const grpcMessage = encodeGrpcMessage(message);
-    if (this.responded) {
-      this.downstream.sendHeaders(
-        new HeaderBlock(['grpc-status', status, 'grpc-message', grpcMessage]),
-        true,
-      );
-    } else {
-      this.responded = true;
+  #finalHeaders(outcome: Outcome): HeaderBlock {
+    const { trailers } = outcome;
+    if (trailers instanceof BlockHeaders && !trailers.changed) {
+      const block = trailers.block;
+      // Trailers-Only from upstream carries :status; after a relayed response it must not.
+      if ((block.get(':status') !== undefined) === !this.#responded) return block;
+    }
+    const status = String(outcome.status);
+    const message = encodeGrpcMessage(outcome.message);
+    if (this.#responded) return new HeaderBlock(['grpc-status', status, 'grpc-message', message]);
+    this.#responded = true;
+    return new HeaderBlock([
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      status,
+      'grpc-message',
+      message,
+    ]);
+  }
+
+  /** Answers with a plain HTTP response, for requests that are not gRPC at all. */
+  reject(httpStatus: number, code: Status, message: string): Outcome {
+    if (!this.#done && !this.downstream.closed) {
+      this.#done = true;
       this.downstream.sendHeaders(
         new HeaderBlock([
           ':status',
-          '200',
+          String(httpStatus),
           'content-type',
-          'application/grpc',
+          'text/plain; charset=utf-8',
           'grpc-status',
-          status,
+          String(code),
           'grpc-message',
-          grpcMessage,
+          encodeGrpcMessage(message),
         ]),
-        true,
+        false,
       );
+      this.downstream.sendData(Buffer.from(`${message}\n`), true);
     }
-    this.finish(code, 'proxy');
+    return { ...proxyOutcome(code, message), committed: true };
   }
 
-  /** Answers with a plain HTTP response (for requests that are not gRPC at all). */
-  reject(httpStatus: number, code: Status, message: string): void {
-    if (this.finished) return;
-    this.responded = true;
-    this.downstream.sendHeaders(
-      new HeaderBlock([
-        ':status',
-        String(httpStatus),
-        'content-type',
-        'text/plain; charset=utf-8',
-        'grpc-status',
-        String(code),
-        'grpc-message',
-        encodeGrpcMessage(message),
-      ]),
-      false,
-    );
-    this.downstream.sendData(Buffer.from(`${message}\n`), true);
-    this.finish(code, 'proxy');
+  #keep(data: Buffer, credited: boolean): void {
+    // Copied: a view would pin the socket's whole read buffer.
+    this.#kept.push({ data: Buffer.from(data), credited });
+    this.#keptBytes += data.length;
+  }
+
+  /**
+   * Request bytes are sent on without a copy from now on: no later attempt can send the whole
+   * request again. Bytes no attempt has sent yet stay: they are still the request.
+   */
+  #stopKeeping(): void {
+    this.#allKept = false;
+    const unsent = this.#kept.filter((chunk) => !chunk.credited);
+    if (unsent.length === this.#kept.length) return;
+    this.#kept = unsent;
+    this.#keptBytes = unsent.reduce((bytes, chunk) => bytes + chunk.data.length, 0);
+  }
+
+  #count(direction: MessageDirection, data: Buffer): void {
+    const taps = this.#taps!;
+    const boundaries = direction === 'request' ? this.#requestMessages! : this.#responseMessages!;
+    boundaries.push(data, (length) => {
+      for (const tap of taps) tap.message(direction, length, undefined);
+    });
   }
 }
 
-/** A response's status: its `grpc-status`, or what its HTTP status means when it has none. */
-function statusOf(headers: HeaderBlock): Status {
-  const grpcStatus = headers.get('grpc-status');
-  if (grpcStatus !== undefined) return parseGrpcStatus(grpcStatus)!;
-  const httpStatus = Number(headers.get(':status') ?? 200);
-  // A gRPC response whose status went missing: the client will see UNKNOWN.
-  return httpStatus === 200 ? Status.UNKNOWN : statusFromHttp(httpStatus);
-}
+/** The outcome of an attempt started after the client went away. */
+const CLIENT_GONE: Outcome = Object.freeze({
+  ...proxyOutcome(Status.CANCELLED, 'the client cancelled the call'),
+  origin: 'client' as const,
+});
+
+/** An attempt cancelled because another attempt of the same call answered first. */
+export const SUPERSEDED: Outcome = Object.freeze({
+  ...proxyOutcome(Status.CANCELLED, 'another attempt answered first'),
+  superseded: true,
+});

@@ -1,6 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { type Balancer, type BalancerName, createBalancer } from '@switchyard/balancer';
+import type { Status } from '@switchyard/core';
 import type { Discovery } from '@switchyard/discovery';
+import {
+  type AuthorizationPolicy,
+  CompiledPolicy,
+  compileAuthorizationPolicy,
+} from '@switchyard/middleware-identity';
+import type { RetryBudgetOptions } from '@switchyard/middleware-retry';
 import { ChannelCredentials } from 'nice-grpc';
 import { type Logger, pino } from 'pino';
 import type { AdmissionOptions } from './admission.js';
@@ -8,12 +15,11 @@ import type { ConnectionPoolOptions } from './connection-pool.js';
 import type { HealthCheckOptions } from './health-check.js';
 import { type ListenerOptions, ProxyListener } from './listener.js';
 import type { OutlierOptions } from './outlier-breaker.js';
-import { proxyPipeline } from './pipeline.js';
+import { type IdentityOptions, proxyPipeline, type UpstreamOptions } from './pipeline.js';
+import type { Route } from './route.js';
 
-/** Options of {@link startProxy}. */
-export interface ProxyOptions {
-  /** Where clients connect: `host:port`, or full listener options (TLS, windows, limits). */
-  listen: string | ListenerOptions;
+/** One upstream: its endpoints and how calls reach them. */
+export interface UpstreamDefinition {
   /** The upstream endpoints, live; the caller owns it (the proxy does not close it). */
   discovery: Discovery;
   /** Default `p2c-ewma`. */
@@ -29,6 +35,55 @@ export interface ProxyOptions {
    * the upstream TLS settings.
    */
   healthCheck?: HealthCheckOptions;
+}
+
+/** Where some methods go, and with what policy. */
+export interface RouteDefinition {
+  /** For logs and errors. Default `routes[index]`. */
+  name?: string;
+  /** `package.Service/Method` globs; `**` is every method. */
+  methods: readonly string[];
+  /** The upstream's name; `default` (the top-level one) unless given. */
+  upstream?: string;
+  /** Cap and default of every call's deadline, ms. Default: none. */
+  timeoutMs?: number;
+  /** The methods may be retried on `retry.codes` and hedged. Default `false`. */
+  idempotent?: boolean;
+  /** Retries of idempotent methods (transparent retries happen on every route). */
+  retry?: {
+    /** Retries after the first attempt. Default 2. */
+    maxAttempts?: number;
+    /** Default UNAVAILABLE, plus the other codes of middleware-retry's default. */
+    codes?: readonly Status[];
+    /** Backoff ceiling of the first retry, ms. Default 25 (Envoy's). */
+    baseDelayMs?: number;
+    /** Largest backoff ceiling, ms. Default 250 (Envoy's). */
+    maxDelayMs?: number;
+    /** Requests kept for a replay up to this many bytes. Default 65,536. */
+    bufferLimitBytes?: number;
+  };
+  /** Hedging of idempotent methods (gRFC A6). */
+  hedging?: { maxAttempts: number; delayMs?: number };
+  /** The route's retry budget. Default: 20 % of calls plus 10 retries/s over 10 s. */
+  retryBudget?: RetryBudgetOptions;
+  /** Who may call the route's methods (needs verified client certificates); none: everyone. */
+  authorization?: AuthorizationPolicy | CompiledPolicy;
+}
+
+/** Options of {@link startProxy}. */
+export interface ProxyOptions extends UpstreamDefinition {
+  /** Where clients connect: `host:port`, or full listener options (TLS, windows, limits). */
+  listen: string | ListenerOptions;
+  /** More upstreams, by name, for routes; the top-level one is named `default`. */
+  upstreams?: Readonly<Record<string, UpstreamDefinition>>;
+  /** Routes in order, the first match wins. Default: every method to `default`. */
+  routes?: readonly RouteDefinition[];
+  /**
+   * Verified client identities: the caller proven by mTLS is named upstream in the identity
+   * header, and a copy of that header from anyone else is removed. On when the listener
+   * verifies client certificates, unless `false`.
+   */
+  identity?: IdentityOptions | false;
   /** Structured logger; default silent. */
   logger?: Logger;
 }
@@ -46,21 +101,19 @@ export interface RunningProxy {
 /** Starts a proxy: builds the pipeline, then listens. */
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const logger = options.logger ?? pino({ enabled: false });
-  const balancer =
-    typeof options.balancer === 'object'
-      ? options.balancer
-      : createBalancer(options.balancer ?? 'p2c-ewma');
-  const service = proxyPipeline({
-    discovery: options.discovery,
-    balancer,
-    admission: options.admission ?? {},
-    outlier: options.outlier ?? {},
-    upstream: options.upstream ?? {},
-    healthCheck:
-      options.healthCheck && withUpstreamCredentials(options.healthCheck, options.upstream),
-    logger,
-  });
   const listen = typeof options.listen === 'string' ? { address: options.listen } : options.listen;
+  const upstreams = new Map<string, UpstreamOptions>([['default', upstreamOptions(options)]]);
+  for (const [name, upstream] of Object.entries(options.upstreams ?? {})) {
+    upstreams.set(name, upstreamOptions(upstream));
+  }
+  const routes = (options.routes ?? [{ methods: ['**'] }]).map((route, index) =>
+    resolveRoute(route, index, upstreams),
+  );
+  const identity =
+    options.identity === false
+      ? undefined
+      : (options.identity ?? (listen.tls?.requestCert ? {} : undefined));
+  const service = proxyPipeline({ upstreams, routes, identity, logger });
   const listener = new ProxyListener(service, listen, logger);
   let address: AddressInfo;
   try {
@@ -70,7 +123,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     throw error;
   }
   logger.info(
-    { address: `${address.address}:${address.port}`, balancer: balancer.name },
+    {
+      address: `${address.address}:${address.port}`,
+      upstreams: [...upstreams].map(([name, upstream]) => `${name} (${upstream.balancer.name})`),
+      routes: routes.length,
+    },
     'listening',
   );
   let closing: Promise<void> | undefined;
@@ -83,6 +140,61 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       })();
       return closing;
     },
+  };
+}
+
+function upstreamOptions(upstream: UpstreamDefinition): UpstreamOptions {
+  return {
+    discovery: upstream.discovery,
+    balancer:
+      typeof upstream.balancer === 'object'
+        ? upstream.balancer
+        : createBalancer(upstream.balancer ?? 'p2c-ewma'),
+    admission: upstream.admission ?? {},
+    outlier: upstream.outlier ?? {},
+    pool: upstream.upstream ?? {},
+    healthCheck:
+      upstream.healthCheck && withUpstreamCredentials(upstream.healthCheck, upstream.upstream),
+  };
+}
+
+/** A route definition checked against the upstreams, with the proxy's retry defaults. */
+function resolveRoute(
+  definition: RouteDefinition,
+  index: number,
+  upstreams: ReadonlyMap<string, UpstreamOptions>,
+): Route {
+  const name = definition.name ?? `routes[${index}]`;
+  const upstream = definition.upstream ?? 'default';
+  if (!upstreams.has(upstream)) throw new TypeError(`${name}: no upstream named ${upstream}`);
+  const idempotent = definition.idempotent ?? false;
+  const { retry, hedging } = definition;
+  if ((retry || hedging) && !idempotent) {
+    throw new TypeError(`${name}: retry and hedging need idempotent: true`);
+  }
+  const { authorization } = definition;
+  return {
+    name,
+    methods: definition.methods,
+    upstream,
+    timeoutMs: definition.timeoutMs,
+    idempotent,
+    retry: {
+      retry: retry !== undefined,
+      // Without a retry policy: the transparent replays the proxy always made, at most two.
+      retryMaxAttempts: retry?.maxAttempts ?? 2,
+      retryableStatuses: retry?.codes,
+      retryBaseDelayMs: retry?.baseDelayMs ?? 25,
+      retryMaxDelayMs: retry?.maxDelayMs ?? 250,
+      retryBufferLimitBytes: retry?.bufferLimitBytes,
+      hedgingMaxAttempts: hedging?.maxAttempts,
+      hedgingDelayMs: hedging?.delayMs,
+    },
+    retryBudget: definition.retryBudget,
+    authorization:
+      authorization === undefined || authorization instanceof CompiledPolicy
+        ? authorization
+        : compileAuthorizationPolicy(authorization, `${name}.authorization`),
   };
 }
 

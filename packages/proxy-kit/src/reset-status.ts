@@ -1,27 +1,5 @@
 import { Status } from '@switchyard/core';
-
-// RFC 9113 §7 error codes, indexed by value.
-const RESET_NAMES = [
-  'NO_ERROR',
-  'PROTOCOL_ERROR',
-  'INTERNAL_ERROR',
-  'FLOW_CONTROL_ERROR',
-  'SETTINGS_TIMEOUT',
-  'STREAM_CLOSED',
-  'FRAME_SIZE_ERROR',
-  'REFUSED_STREAM',
-  'CANCEL',
-  'COMPRESSION_ERROR',
-  'CONNECT_ERROR',
-  'ENHANCE_YOUR_CALM',
-  'INADEQUATE_SECURITY',
-  'HTTP_1_1_REQUIRED',
-] as const;
-
-/** `8` → `'CANCEL'`; unknown codes keep their number. */
-export function resetCodeName(code: number): string {
-  return RESET_NAMES[code] ?? `error code ${code}`;
-}
+import { CANCEL, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY, REFUSED_STREAM } from '@switchyard/h2';
 
 /**
  * The gRPC status a client reports when the server resets the stream (PROTOCOL-HTTP2, "Errors"):
@@ -31,13 +9,13 @@ export function resetCodeName(code: number): string {
  */
 export function statusFromResetCode(code: number): Status {
   switch (code) {
-    case 7:
+    case REFUSED_STREAM:
       return Status.UNAVAILABLE;
-    case 8:
+    case CANCEL:
       return Status.CANCELLED;
-    case 11:
+    case ENHANCE_YOUR_CALM:
       return Status.RESOURCE_EXHAUSTED;
-    case 12:
+    case INADEQUATE_SECURITY:
       return Status.PERMISSION_DENIED;
     default:
       return Status.INTERNAL;

@@ -1,19 +1,20 @@
-import type { ProxyCall } from './proxy-call.js';
+import type { Call, Interceptor, Next, Outcome } from '@switchyard/core';
 
 /**
- * The data plane's one abstraction, after tower's `Service`: something that takes a proxied call
- * and says whether it can take one right now.
+ * The data plane's one abstraction, after tower's `Service`: something that takes a call,
+ * completes with its {@link Outcome} — as tower's `call` returns its response future — and says
+ * whether it can take one right now.
  *
- * `call` never throws and always ends the call (answering the client itself or handing it on), so
- * a layer has no error path to forget. A service that cannot take calls — an endpoint still
- * connecting, ejected by its breaker, or at its stream limit — is simply not ready; the balancer
- * skips it and admission queues in front of it, without special cases.
+ * `call` never rejects: a failure is an outcome, so a layer has one way to learn how a call ended
+ * and no error path to forget. A service that cannot take calls — an endpoint still connecting,
+ * ejected by its breaker, or at its stream limit — is simply not ready; the balancer skips it and
+ * admission queues in front of it, without special cases.
  */
 export interface Service {
   /** Whether {@link call} can take a call now (tower's `poll_ready`). */
   isReady(): boolean;
   /** Takes the call; only invoked while {@link isReady} is true. */
-  call(call: ProxyCall): void;
+  call(call: Call): Promise<Outcome>;
   /** Registers a listener told whenever {@link isReady} may have turned true. */
   onReady(listener: () => void): void;
   /** Why the service is not ready, for the status message of calls that could not be placed. */
@@ -29,7 +30,7 @@ export type Layer = (inner: Service) => Service;
  * Composes layers so that the list reads top to bottom like the call's path:
  * `stack(a, b).service(s)` is `a(b(s))` — a call meets `a` first.
  */
-export function stack(...layers: Layer[]): { service(inner: Service): Service } {
+export function stack(...layers: readonly Layer[]): { service(inner: Service): Service } {
   return { service: (inner) => layers.reduceRight((next, layer) => layer(next), inner) };
 }
 
@@ -41,8 +42,8 @@ export abstract class LayerService implements Service {
     return this.inner.isReady();
   }
 
-  call(call: ProxyCall): void {
-    this.inner.call(call);
+  call(call: Call): Promise<Outcome> {
+    return this.inner.call(call);
   }
 
   onReady(listener: () => void): void {
@@ -55,5 +56,28 @@ export abstract class LayerService implements Service {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+}
+
+/**
+ * A core interceptor as a layer: the very code the nice-grpc adapter runs in apps (deadline,
+ * retry, tracing, metrics, identity…) on the proxy's calls.
+ */
+export function intercept(interceptor: Interceptor): Layer {
+  return (inner) => new InterceptedService(inner, interceptor);
+}
+
+class InterceptedService extends LayerService {
+  readonly #interceptor: Interceptor;
+  readonly #next: Next;
+
+  constructor(inner: Service, interceptor: Interceptor) {
+    super(inner);
+    this.#interceptor = interceptor;
+    this.#next = (call) => inner.call(call);
+  }
+
+  override call(call: Call): Promise<Outcome> {
+    return this.#interceptor(call, this.#next);
   }
 }

@@ -1,7 +1,7 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import type { Endpoint } from '@switchyard/discovery';
-import { type ConnectionHandler, H2Connection } from './h2/connection.js';
+import { type ConnectionHandler, H2Connection } from '@switchyard/h2';
 
 /** How the proxy talks to upstreams. */
 export interface UpstreamConnectionOptions {

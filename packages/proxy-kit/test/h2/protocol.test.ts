@@ -2,8 +2,8 @@ import { connect } from 'node:http2';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { staticDiscovery } from '@switchyard/discovery';
+import { HeaderBlock, HpackEncoder } from '@switchyard/h2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeaderBlock, HpackEncoder } from '../../src/h2/hpack.js';
 import { type RunningProxy, startProxy } from '../../src/index.js';
 import { grpcFrame, rawCall, startRawBackend } from '../support/raw-http2.js';
 
