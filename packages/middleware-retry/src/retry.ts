@@ -50,6 +50,11 @@ export function retriedCall(
   // A successful call reads no more than this: the rest of the policy is read on a failure.
   const budget = policy.retryBudget ?? defaults.budget;
   budget.deposit();
+  // A single request is kept by the transport anyway; a streamed one (or one a proxy cannot
+  // tell) only when asked.
+  if (call.method.requestStream !== false) {
+    call.transport.retain(policy.retryBufferLimitBytes ?? DEFAULT_RETRY_BUFFER_LIMIT_BYTES);
+  }
   const hedgingMaxAttempts = policy.hedgingMaxAttempts ?? 1;
   if (hedgingMaxAttempts > 1 && call.method.requestStream !== true) {
     return hedgedCall(call, next, {
@@ -62,10 +67,6 @@ export function retriedCall(
       deadline: callDeadline(call),
       onRetry: policy.onRetry,
     });
-  }
-  // A single request is kept by the transport anyway; a streamed one only when asked.
-  if (call.method.requestStream !== false) {
-    call.transport.retain(policy.retryBufferLimitBytes ?? DEFAULT_RETRY_BUFFER_LIMIT_BYTES);
   }
   return next(call).then((outcome) =>
     outcome.status === Status.OK

@@ -87,24 +87,109 @@ log: { level: warn }
 `);
     const resolved = resolveConfig(loadConfigFile(path));
     expect(resolved.proxy.listen).toEqual({ address: '0.0.0.0:4140' });
-    expect(resolved.proxy.balancer).toBe('p2c-least-request');
-    expect(resolved.discovery).toMatchObject({
+    const upstream = resolved.upstreams.default!;
+    expect(upstream.options.balancer).toBe('p2c-least-request');
+    expect(upstream.discovery).toMatchObject({
       type: 'file',
       path: join(path, '..', 'endpoints.yaml'),
       interval: 2000,
     });
-    expect(resolved.proxy.upstream).toMatchObject({
+    expect(upstream.options.upstream).toMatchObject({
       connectTimeoutMs: 1000,
       keepaliveIntervalMs: 20_000,
       keepaliveTimeoutMs: 2000,
       maxConnections: 2,
       maxStreamsPerConnection: 0,
     });
-    expect(resolved.proxy.admission).toEqual({ queueCapacity: 100, failfastMs: 500 });
-    expect(resolved.proxy.outlier).toMatchObject({ consecutiveFailures: 5, maxEjectedPercent: 20 });
-    expect(resolved.healthCheck).toMatchObject({ service: 'api', intervalMs: 3000 });
+    expect(upstream.options.admission).toEqual({ queueCapacity: 100, failfastMs: 500 });
+    expect(upstream.options.outlier).toMatchObject({
+      consecutiveFailures: 5,
+      maxEjectedPercent: 20,
+    });
+    expect(upstream.options.healthCheck).toMatchObject({ service: 'api', intervalMs: 3000 });
     expect(resolved).toMatchObject({ workers: 3, graceMs: 30_000, logLevel: 'warn' });
   });
+
+  it('maps routes and named upstreams, with their policies', () => {
+    const path = file(`discovery: { type: static, endpoints: [127.0.0.1:1] }
+upstreams:
+  orders:
+    discovery: { type: static, endpoints: [127.0.0.1:2, 127.0.0.1:3] }
+    balancer: round-robin
+routes:
+  - name: orders-read
+    methods: [shop.v1.Orders/Get*, shop.v1.Orders/List*]
+    upstream: orders
+    timeout: 2s
+    idempotent: true
+    retry: { maxAttempts: 3, codes: [UNAVAILABLE, RESOURCE_EXHAUSTED], baseDelay: 10ms }
+    hedging: { maxAttempts: 2, delay: 20ms }
+    authorization:
+      rules:
+        - methods: [shop.v1.Orders/*]
+          identities: ["spiffe://test/ns/shop/sa/*"]
+  - methods: ["**"]
+identity: { header: x-client-id }
+`);
+    const resolved = resolveConfig(loadConfigFile(path));
+    expect(Object.keys(resolved.upstreams)).toEqual(['default', 'orders']);
+    expect(resolved.upstreams.orders).toMatchObject({
+      options: { balancer: 'round-robin' },
+      discovery: { type: 'static' },
+    });
+    const [orders, rest] = resolved.proxy.routes!;
+    expect(orders).toMatchObject({
+      name: 'orders-read',
+      methods: ['shop.v1.Orders/Get*', 'shop.v1.Orders/List*'],
+      upstream: 'orders',
+      timeoutMs: 2000,
+      idempotent: true,
+      retry: { maxAttempts: 3, codes: [14, 8], baseDelayMs: 10 },
+      hedging: { maxAttempts: 2, delayMs: 20 },
+      authorization: { rules: [{ identities: ['spiffe://test/ns/shop/sa/*'] }] },
+    });
+    expect(rest).toMatchObject({ methods: ['**'], upstream: 'default', idempotent: false });
+    expect(resolved.proxy.identity).toEqual({
+      identityHeader: 'x-client-id',
+      trustedProxies: undefined,
+    });
+  });
+});
+
+describe('routes are checked like the rest of the file', () => {
+  const base = 'discovery: { type: static, endpoints: [127.0.0.1:1] }\n';
+  const cases: [string, string, RegExp][] = [
+    [
+      'a route to an upstream that does not exist',
+      `${base}routes:\n  - methods: ["**"]\n    upstream: orders\n`,
+      /proxy\.yaml:4:15: routes\[0\]\.upstream: no upstream named "orders"/,
+    ],
+    [
+      'retries of a route not declared idempotent',
+      `${base}routes:\n  - methods: ["**"]\n    retry: { maxAttempts: 2 }\n`,
+      /proxy\.yaml:4:12: routes\[0\]\.retry: retry needs idempotent: true/,
+    ],
+    [
+      'a status code that does not exist',
+      `${base}routes:\n  - methods: ["**"]\n    idempotent: true\n    retry: { codes: [UNAVAILABLE, FLAKY] }\n`,
+      /proxy\.yaml:5:\d+: routes\[0\]\.retry\.codes\[1\]: "FLAKY" is not a gRPC status name/,
+    ],
+    [
+      'a method that is not package.Service/Method',
+      `${base}routes:\n  - methods: [Orders]\n`,
+      /proxy\.yaml:3:\d+: routes\[0\]\.methods\[0\]: expected 'package\.Service\/Method'/,
+    ],
+    [
+      'an authorization rule without identities',
+      `${base}routes:\n  - methods: ["**"]\n    authorization:\n      rules:\n        - methods: ["**"]\n`,
+      /proxy\.yaml:6:\d+: routes\[0\]\.authorization\.rules\[0\]\.identities: is required/,
+    ],
+  ];
+  for (const [what, text, message] of cases) {
+    it(what, () => {
+      expect(() => loadConfigFile(file(text))).toThrow(message);
+    });
+  }
 });
 
 describe('the command line', () => {

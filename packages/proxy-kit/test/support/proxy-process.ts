@@ -22,14 +22,17 @@ export interface ProxyProcess {
 
 /**
  * Starts `proxy-kit` with `args` (plus `--listen 127.0.0.1:0 --workers 1` unless given) and
- * waits for its `listening` log line.
+ * `env`, and waits for its `listening` log line.
  */
-export async function startProxyProcess(args: string[]): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ProxyProcess> {
   const full = [...args];
   if (!full.includes('--listen') && !full.includes('--config'))
     full.push('--listen', '127.0.0.1:0');
   if (!full.includes('--workers')) full.push('--workers', '1');
-  const child = spawn(process.execPath, [CLI, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...full], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     output += chunk;
