@@ -60,9 +60,9 @@ export interface PipelineOptions {
  * layers the apps run as nice-grpc middleware:
  *
  *   grpcRequestGuard → metrics → tracing → identity → route ─┬─ authorization → upstream call
- *     → deadline → cancellation → retry/hedging → identity header → tracing → admission → balance
- *     ─┬─ metrics → outlierBreaker → healthCheck → pool (endpoint 1)
- *      └─ …                                             (endpoint 2) …
+ *     → deadline → cancellation → retry/hedging → identity header → admission → balance
+ *     ─┬─ metrics → tracing → outlierBreaker → healthCheck → pool (endpoint 1)
+ *      └─ …                                                       (endpoint 2) …
  *
  * Order matters: the guard answers non-gRPC requests first; the server-side layers see the call
  * as the client made it (metrics outermost, to time everything); the route picks the upstream
@@ -110,7 +110,6 @@ function routeLayers(route: Route, identity: IdentityOptions | undefined): Layer
     // The proxy's transparent replay is this layer too: a stream refused unprocessed goes again.
     intercept((call, next) => retriedCall(call, next, retry, defaults, idempotent)),
     ...(identity ? [intercept(identityHeaderInterceptor(identity))] : []),
-    ...traced(tracingClientInterceptor()),
   ];
 }
 
@@ -121,6 +120,8 @@ function upstreamService(upstream: UpstreamOptions, logger: Logger): Service {
     const { address } = target.endpoint;
     return stack(
       ...present(metricsClientInterceptor({ target: address })),
+      // A CLIENT span per attempt, naming the endpoint it went to.
+      ...traced(tracingClientInterceptor({ target: address })),
       outlierBreaker(upstream.outlier, ejectionBudget, address, logger),
       ...(upstream.healthCheck ? [activeHealthCheck(address, upstream.healthCheck, logger)] : []),
     ).service(new ConnectionPool(target.endpoint, upstream.pool, { logger, ...target }));
