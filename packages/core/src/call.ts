@@ -70,8 +70,12 @@ export interface Call {
   readonly headers: Headers;
   /** When the call's time runs out, in epoch milliseconds; `undefined` for no deadline. */
   readonly deadline: number | undefined;
-  /** Aborts when the call is cancelled: by its caller, or by a layer (a deadline, a lost hedge). */
-  readonly signal: AbortSignal;
+  /**
+   * Aborts when the call is cancelled: by its caller, or by a layer (a deadline, a lost hedge);
+   * `undefined` when nothing can cancel it (a client call whose caller passed no signal), so
+   * that a layer has nothing to listen to.
+   */
+  readonly signal: AbortSignal | undefined;
   /** The verified caller of a server call, once an identity layer has established it. */
   readonly peer: PeerIdentity | undefined;
   /**

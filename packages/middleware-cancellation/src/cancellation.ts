@@ -20,6 +20,8 @@ export function followingInbound(
 ): Promise<Outcome> {
   const own = call.signal;
   if (inbound === undefined || own === inbound) return next(call);
+  // Nothing else cancels the call: the inbound call's signal is all it needs.
+  if (own === undefined) return next({ ...call, signal: inbound });
   return linked(call, next, own, inbound);
 }
 

@@ -1,5 +1,7 @@
 import {
   type Call,
+  deadlines,
+  type Expiring,
   encodeGrpcTimeout,
   type Interceptor,
   type Next,
@@ -36,8 +38,6 @@ export const DEFAULT_PROPAGATION_OFFSET = 5;
 // the call fails at once. This is the largest budget every grpc-js server reads correctly; it
 // encodes exactly as '2147483S'.
 const MAX_WIRE_TIMEOUT = 2_147_483_000;
-// Node clamps longer setTimeout delays to 1 ms (TimeoutOverflowWarning); longer timers re-arm.
-const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /** A {@link DeadlinePolicy} with its defaults in place and its values checked. */
 export interface ResolvedDeadlinePolicy {
@@ -104,43 +104,66 @@ export function withDeadline(
       inheritedFrom = inbound.method.path;
     }
   }
-  if (at === Number.POSITIVE_INFINITY || call.signal.aborted) return next(call);
+  if (at === Number.POSITIVE_INFINITY || call.signal?.aborted) return next(call);
   const remaining = at - now;
   if (remaining <= 0) return Promise.resolve(deadlineExceeded(inheritedFrom));
   call.headers.set('grpc-timeout', encodeGrpcTimeout(Math.min(remaining, MAX_WIRE_TIMEOUT)));
-  return enforced(call, next, at, remaining, inheritedFrom);
+  return enforced(call, next, at, inheritedFrom);
 }
 
-async function enforced(
+/**
+ * One call's deadline being enforced: a controller that aborts the call at `at` (or when the
+ * caller's own signal does), on core's shared deadline queue. A class with its callbacks as
+ * methods, so a call costs one object and no closure but its outcome's.
+ */
+class Enforcement implements Expiring {
+  readonly controller = new AbortController();
+  expired = false;
+
+  constructor(
+    readonly at: number,
+    readonly caller: AbortSignal | undefined,
+  ) {
+    deadlines.add(this);
+    if (caller === undefined) return;
+    if (caller.aborted) this.controller.abort();
+    else caller.addEventListener('abort', this);
+  }
+
+  expire(): void {
+    this.expired = true;
+    this.controller.abort();
+  }
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.controller.abort();
+  }
+
+  end(): void {
+    deadlines.delete(this);
+    this.caller?.removeEventListener('abort', this);
+  }
+}
+
+function enforced(
   call: Call,
   next: Next,
   at: number,
-  remaining: number,
   inheritedFrom: string | undefined,
 ): Promise<Outcome> {
-  const controller = new AbortController();
-  const callerSignal = call.signal;
-  const abort = () => controller.abort();
-  callerSignal.addEventListener('abort', abort);
-  let expired = false;
-  const expire = () => {
-    const left = at - Date.now();
-    if (left > 0) {
-      timer = setTimeout(expire, Math.min(left, MAX_TIMER_DELAY));
-      return;
-    }
-    expired = true;
-    controller.abort();
-  };
-  let timer = setTimeout(expire, Math.min(remaining, MAX_TIMER_DELAY));
-  try {
-    const outcome = await next({ ...call, deadline: at, signal: controller.signal });
-    // Whatever the aborted call reported (CANCELLED, a reset), the reason was the deadline.
-    return expired ? deadlineExceeded(inheritedFrom, outcome.committed) : outcome;
-  } finally {
-    clearTimeout(timer);
-    callerSignal.removeEventListener('abort', abort);
-  }
+  const enforcement = new Enforcement(at, call.signal);
+  return next({ ...call, deadline: at, signal: enforcement.controller.signal }).then(
+    (outcome) => {
+      enforcement.end();
+      // Whatever the aborted call reported (CANCELLED, a reset), the reason was the deadline.
+      return enforcement.expired ? deadlineExceeded(inheritedFrom, outcome.committed) : outcome;
+    },
+    (error: unknown) => {
+      enforcement.end();
+      throw error;
+    },
+  );
 }
 
 function deadlineExceeded(inheritedFrom: string | undefined, committed = false): Outcome {

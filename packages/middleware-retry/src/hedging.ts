@@ -42,7 +42,7 @@ export async function hedgedCall(call: Call, next: Next, plan: HedgingPlan): Pro
     wait?.abort();
     for (const attempt of attempts) attempt.controller.abort();
   };
-  call.signal.addEventListener('abort', abortAll);
+  call.signal?.addEventListener('abort', abortAll);
 
   let started = 0;
   let stopped = false;
@@ -113,7 +113,7 @@ export async function hedgedCall(call: Call, next: Next, plan: HedgingPlan): Pro
       const answer = await Promise.race(contenders);
       wait?.abort();
       wait = undefined;
-      if (answer === 'aborted' || call.signal.aborted) return cancelled();
+      if (answer === 'aborted' || call.signal?.aborted) return cancelled();
       if (answer === 'next') {
         if (admitNext()) startAttempt();
         continue;
@@ -141,7 +141,7 @@ export async function hedgedCall(call: Call, next: Next, plan: HedgingPlan): Pro
       if (attempts.size === 0 && !mayStartMore()) return win(attempt, outcome);
     }
   } finally {
-    call.signal.removeEventListener('abort', abortAll);
+    call.signal?.removeEventListener('abort', abortAll);
     wait?.abort();
     // The winner has finished or its caller stopped reading; the losers are already cancelled.
     for (const attempt of attempts) attempt.controller.abort();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Call, exponentialBackoff, type Next, type Outcome, Status } from '@switchyard/core';
 import { delay } from 'abort-controller-x';
 import {
@@ -106,7 +107,7 @@ async function retryAfter(
     // cancellation or what a layer on this side decided (a deadline, a local error).
     if (outcome.status === Status.OK || outcome.committed) return outcome;
     if (outcome.origin === 'client' || outcome.origin === 'proxy') return outcome;
-    if (!call.transport.replayable || call.signal.aborted) return outcome;
+    if (!call.transport.replayable || call.signal?.aborted) return outcome;
     const transparent = transparentRetry && outcome.unprocessed === true;
     if (!transparent && !(retry && retryableStatuses.includes(outcome.status))) return outcome;
     if (attempt > retryMaxAttempts) return outcome;
@@ -142,7 +143,9 @@ async function retryAfter(
     );
     if (delayMs > 0) {
       try {
-        await delay(call.signal, delayMs);
+        // A call nothing can cancel sleeps without a signal: one shared never-aborted signal
+        // would collect a listener per concurrent backoff.
+        await (call.signal ? delay(call.signal, delayMs) : sleep(delayMs));
       } catch (error) {
         return cancelledDuringBackoff(error);
       }

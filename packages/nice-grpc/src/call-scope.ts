@@ -50,7 +50,8 @@ export function currentCallScope(): CallScope | undefined {
   return {
     method: served.method.path,
     deadline: served.deadline === undefined ? undefined : new Date(served.deadline),
-    signal: served.signal,
+    // A served call always has one: its context's.
+    signal: served.signal!,
     forwardMetadata: toMetadata(served.transport.forwardHeaders) ?? Metadata(),
     // Who called, not how it was proven: a certificate stays with the served call.
     peer: served.peer && { id: served.peer.id, source: served.peer.source },

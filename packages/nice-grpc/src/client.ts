@@ -9,12 +9,17 @@ import {
   type Outcome,
   Status,
 } from '@switchyard/core';
-import type { CallOptions, ClientMiddlewareCall, Metadata } from 'nice-grpc-common';
+import type {
+  CallOptions,
+  ClientMiddleware,
+  ClientMiddlewareCall,
+  Metadata,
+} from 'nice-grpc-common';
 import { currentServedCall } from './call-scope.js';
 import { MetadataHeaders, toMetadata } from './metadata-headers.js';
 import { clientErrorOf, errorOutcome, methodOf, okOutcome } from './outcomes.js';
 import { RequestReplay } from './request-replay.js';
-import { tapSteps } from './steps.js';
+import { SingleStep, tapSteps } from './steps.js';
 import { isTransparentFailure } from './transparent-failure.js';
 
 /**
@@ -33,10 +38,19 @@ export function interceptClientCall<Request, Response>(
   options: CallOptions,
   interceptor: Interceptor,
 ): AsyncGenerator<Response, Response | void, undefined> {
-  const intercepted = call.responseStream
-    ? new StreamingClientCall(call, options, interceptor)
-    : new UnaryClientCall(call, options, interceptor);
-  return intercepted as unknown as AsyncGenerator<Response, Response | void, undefined>;
+  if (call.responseStream) {
+    return new StreamingClientCall(call, options, interceptor) as unknown as AsyncGenerator<
+      Response,
+      Response | void,
+      undefined
+    >;
+  }
+  const unary = new UnaryClientCall(call, options, interceptor);
+  return new SingleStep(() => unary.result()) as unknown as AsyncGenerator<
+    Response,
+    Response | void,
+    undefined
+  >;
 }
 
 /** An attempt cancelled because another one of the same call answered first. */
@@ -121,8 +135,7 @@ abstract class InterceptedClientCall<Request, Response> implements CallTransport
           : deadline instanceof Date
             ? deadline.getTime()
             : Date.now() + deadline,
-      // nice-grpc makes one per call when none is given; this one replaces it.
-      signal: options.signal ?? new AbortController().signal,
+      signal: options.signal,
       peer: undefined,
       inbound: currentServedCall(),
       attempt: 1,
@@ -139,7 +152,7 @@ abstract class InterceptedClientCall<Request, Response> implements CallTransport
   protected readonly attempt = (call: Call): Promise<Outcome> => {
     const record = new AttemptRecord<Response>();
     const { onTrailer } = this.options;
-    const options: CallOptions = {
+    const options: CallOptions & { deadline?: Date } = {
       ...this.options,
       metadata: toMetadata(call.headers),
       signal: call.signal,
@@ -147,10 +160,9 @@ abstract class InterceptedClientCall<Request, Response> implements CallTransport
         record.trailers = trailers;
         onTrailer?.(trailers);
       },
+      // Middleware further in (a deadline of nice-grpc's or ours) sees the call's deadline.
+      deadline: call.deadline === undefined ? undefined : new Date(call.deadline),
     };
-    // Middleware further in (a deadline of nice-grpc's or ours) sees the call's deadline.
-    (options as { deadline?: Date }).deadline =
-      call.deadline === undefined ? undefined : new Date(call.deadline);
     record.steps = this.call.next(this.#request(), options) as AsyncGenerator<
       Response,
       Response | void,
@@ -213,37 +225,20 @@ class AttemptRecord<Response> {
  * caller until the layers have decided on their outcome.
  */
 class UnaryClientCall<Request, Response> extends InterceptedClientCall<Request, Response> {
-  #settled = false;
-
-  next(): Promise<IteratorResult<Response, Response | void>> {
-    // nice-grpc reads a unary call's steps once; a second read finds it over.
-    if (this.#settled) return Promise.resolve({ done: true, value: undefined });
-    this.#settled = true;
+  /** The call's only step: its response, once the layers have decided on the outcome. */
+  result(): Promise<IteratorResult<Response, Response | void>> {
     return this.run().then(this.#result, (error) => {
       this.ended();
       throw error;
     });
   }
 
-  throw(error: unknown): Promise<IteratorResult<Response, Response | void>> {
-    this.#settled = true;
-    return Promise.reject(error);
-  }
-
-  return(value: Response | void): Promise<IteratorResult<Response, Response | void>> {
-    this.#settled = true;
-    return Promise.resolve({ done: true, value });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
   protected started(record: AttemptRecord<Response>): Promise<Outcome> {
     return record.steps.next().then(
       (step) => {
         this.delivered(step.value as Response);
-        return okOutcome(step.value, record.trailers);
+        // A success's trailers went to the caller's onTrailer; no layer reads them.
+        return okOutcome(step.value, undefined);
       },
       (error) => this.failed(record, error),
     );
@@ -432,4 +427,9 @@ class StreamingClientCall<Request, Response> extends InterceptedClientCall<Reque
     this.#racing.clear();
     this.ended();
   }
+}
+
+/** A nice-grpc client middleware that runs `interceptor` on every call. */
+export function clientMiddleware(interceptor: Interceptor): ClientMiddleware {
+  return (call, options) => interceptClientCall(call, options, interceptor);
 }

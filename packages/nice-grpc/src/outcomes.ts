@@ -79,15 +79,14 @@ export function errorOutcome(
       error,
     };
   }
+  // Not a status of the server's: a local failure (a middleware's bug), never worth retrying.
+  return unknownOutcome(error, 'proxy', committed);
+}
+
+/** UNKNOWN for an error that carries no gRPC status, as gRPC reports an unexpected exception. */
+function unknownOutcome(error: unknown, origin: Outcome['origin'], committed: boolean): Outcome {
   const message = error instanceof Error ? error.message : String(error);
-  return {
-    status: Status.UNKNOWN,
-    message,
-    trailers: undefined,
-    origin: 'server',
-    committed,
-    error,
-  };
+  return { status: Status.UNKNOWN, message, trailers: undefined, origin, committed, error };
 }
 
 /**
@@ -108,15 +107,7 @@ export function handlerErrorOutcome(error: unknown, committed: boolean): Outcome
     };
   }
   if (isAbortError(error)) return errorOutcome(error, undefined, committed);
-  const message = error instanceof Error ? error.message : String(error);
-  return {
-    status: Status.UNKNOWN,
-    message,
-    trailers: undefined,
-    origin: 'server',
-    committed,
-    error,
-  };
+  return unknownOutcome(error, 'server', committed);
 }
 
 /**

@@ -15,7 +15,7 @@ import { DEFAULT_FORWARD_HEADERS, runServing, stepsServing } from './call-scope.
 import { type CallState, callState } from './call-state.js';
 import { MetadataHeaders } from './metadata-headers.js';
 import { handlerErrorOutcome, methodOf, okOutcome, serverErrorOf } from './outcomes.js';
-import { tapSteps } from './steps.js';
+import { SingleStep, tapSteps } from './steps.js';
 
 /**
  * Extends the handler's call context from the served call as the layers passed it on: how a
@@ -49,10 +49,22 @@ export function interceptServerCall<Request, Response, Ext>(
   extend?: ContextExtension<Ext>,
 ): AsyncGenerator<Response, Response | void, undefined> {
   const { served, own } = servedCall(call, context);
-  const steps = call.responseStream
-    ? new StreamingServerCall(call, context, interceptor, extend, served, own)
-    : new UnaryServerCall(call, context, interceptor, extend, served, own);
-  return steps as unknown as AsyncGenerator<Response, Response | void, undefined>;
+  if (call.responseStream) {
+    return new StreamingServerCall(
+      call,
+      context,
+      interceptor,
+      extend,
+      served,
+      own,
+    ) as unknown as AsyncGenerator<Response, Response | void, undefined>;
+  }
+  const unary = new UnaryServerCall(call, context, interceptor, extend, served, own);
+  return new SingleStep(() => unary.result()) as unknown as AsyncGenerator<
+    Response,
+    Response | void,
+    undefined
+  >;
 }
 
 /**
@@ -272,26 +284,9 @@ class UnaryServerCall<Request, Response, Ext> extends InterceptedServerCall<
   Response,
   Ext
 > {
-  #settled = false;
-
-  next(): Promise<IteratorResult<Response, Response | void>> {
-    if (this.#settled) return Promise.resolve({ done: true, value: undefined });
-    this.#settled = true;
+  /** The call's only step: the handler's response, once the layers have decided. */
+  result(): Promise<IteratorResult<Response, Response | void>> {
     return this.run().then(this.#result);
-  }
-
-  throw(error: unknown): Promise<IteratorResult<Response, Response | void>> {
-    this.#settled = true;
-    return Promise.reject(error);
-  }
-
-  return(value: Response | void): Promise<IteratorResult<Response, Response | void>> {
-    this.#settled = true;
-    return Promise.resolve({ done: true, value });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
   }
 
   protected started(steps: AsyncGenerator<Response, Response | void, undefined>): Promise<Outcome> {

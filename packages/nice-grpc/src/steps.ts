@@ -160,3 +160,34 @@ class TappedSteps<T, R> {
     return this;
   }
 }
+
+/**
+ * The steps of a call with a single response, as nice-grpc reads them: one `next` that resolves
+ * to the end of the call (`run`'s result), after which the steps are over.
+ */
+export class SingleStep<T, R> {
+  #settled = false;
+
+  constructor(private readonly run: () => Promise<IteratorResult<T, R>>) {}
+
+  next(): Promise<IteratorResult<T, R>> {
+    // nice-grpc reads a unary call's steps once; a second read finds it over.
+    if (this.#settled) return Promise.resolve({ done: true, value: undefined as R });
+    this.#settled = true;
+    return this.run();
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T, R>> {
+    this.#settled = true;
+    return Promise.reject(error);
+  }
+
+  return(value: R): Promise<IteratorResult<T, R>> {
+    this.#settled = true;
+    return Promise.resolve({ done: true, value });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

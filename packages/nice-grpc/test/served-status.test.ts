@@ -1,8 +1,22 @@
+import { serviceMethods } from '@switchyard/core';
 import { createChannel, createClient, createServer, ServerError } from 'nice-grpc';
 import { type CallContext, Metadata, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { servedStatus, withInboundCall } from '../src/index.js';
 import { JsonService, type Observation, type Probe } from './json-service.js';
+
+describe('serviceMethods', () => {
+  // core's telemetry conventions read nice-grpc and grpc-js definitions as they are.
+  it('reads nice-grpc and grpc-js definitions', () => {
+    const methods = serviceMethods(JsonService);
+    expect(methods.map((m) => m.path)).toEqual([
+      '/test.Json/Unary',
+      '/test.Json/ServerStream',
+      '/test.Json/Bidi',
+    ]);
+    expect(methods[0]?.requestSize({ id: 7 })).toBe('{"id":7}'.length);
+  });
+});
 
 describe('servedStatus', () => {
   const servers: { forceShutdown(): void }[] = [];

@@ -79,7 +79,7 @@ class Admission extends LayerService {
       const { call, resolve } = queue.shift()!;
       this.#queuedAt.shift();
       // A call cancelled while it waited takes no endpoint's turn.
-      if (call.signal.aborted)
+      if (call.signal?.aborted)
         resolve({ ...proxyOutcome(Status.CANCELLED, 'cancelled while queued'), origin: 'client' });
       else resolve(this.inner.call(call));
     }

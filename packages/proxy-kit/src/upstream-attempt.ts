@@ -37,7 +37,7 @@ export class UpstreamAttempt implements StreamHandler {
   #headersReceived = false;
   #committed = false;
   #over = false;
-  readonly #abort = () => this.#cancelled(this.#attempt.signal.reason);
+  readonly #abort = () => this.#cancelled(this.#attempt.signal?.reason);
 
   constructor(
     call: ProxyCall,
@@ -62,7 +62,7 @@ export class UpstreamAttempt implements StreamHandler {
   /** Opens the stream with the attempt's headers. */
   open(endStream: boolean): void {
     const { signal } = this.#attempt;
-    if (signal.aborted) {
+    if (signal?.aborted) {
       this.#cancelled(signal.reason);
       return;
     }
@@ -78,7 +78,7 @@ export class UpstreamAttempt implements StreamHandler {
       return;
     }
     this.#stream = h2.request(headers, endStream, this);
-    signal.addEventListener('abort', this.#abort);
+    signal?.addEventListener('abort', this.#abort);
   }
 
   sendRequest(data: Buffer, endStream: boolean, source: H2Stream | undefined): void {
@@ -174,7 +174,7 @@ export class UpstreamAttempt implements StreamHandler {
   #cancelled(reason: unknown): void {
     if (this.#over) return;
     this.#stream?.reset(CANCEL);
-    const byClient = this.#call.served.signal.aborted;
+    const byClient = this.#call.served.signal?.aborted === true;
     this.#settle({
       ...proxyOutcome(
         Status.CANCELLED,
@@ -193,7 +193,7 @@ export class UpstreamAttempt implements StreamHandler {
   #settle(outcome: Outcome): void {
     if (this.#over) return;
     this.#over = true;
-    this.#attempt.signal.removeEventListener('abort', this.#abort);
+    this.#attempt.signal?.removeEventListener('abort', this.#abort);
     this.#call.ended(this);
     // The balancer learns of a response that never began at the attempt's end.
     if (!this.#headersReceived) this.#onResponse?.();
