@@ -3,7 +3,7 @@ export * from './balance.js';
 export * from './config.js';
 export * from './connection-pool.js';
 export * from './grpc-request-guard.js';
-export * from './health-check.js';
+export type { HealthCheckOptions } from './health-check.js';
 export * from './listener.js';
 export * from './outlier-breaker.js';
 export * from './pipeline.js';

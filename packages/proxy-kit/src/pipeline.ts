@@ -19,7 +19,7 @@ import { type AdmissionOptions, admission } from './admission.js';
 import { balance, type EndpointStack } from './balance.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './connection-pool.js';
 import { grpcRequestGuard } from './grpc-request-guard.js';
-import { activeHealthCheck, type HealthCheckOptions } from './health-check.js';
+import type { activeHealthCheck, HealthCheckOptions } from './health-check.js';
 import { EjectionBudget, type OutlierOptions, outlierBreaker } from './outlier-breaker.js';
 import { type Route, router } from './route.js';
 import { intercept, type Layer, type Service, stack } from './service.js';
@@ -35,6 +35,9 @@ export interface UpstreamOptions {
   /** Active `grpc.health.v1` checks; none when absent. */
   healthCheck?: HealthCheckOptions;
 }
+
+/** The health-check layer's maker, loaded only by a proxy that checks health (it brings grpc-js). */
+export type HealthChecks = typeof activeHealthCheck;
 
 /** How the proxy establishes and forwards who called. */
 export interface IdentityOptions {
@@ -52,6 +55,8 @@ export interface PipelineOptions {
   routes: readonly Route[];
   /** Verified client identities: established from mTLS, forwarded upstream; off when absent. */
   identity?: IdentityOptions;
+  /** Needed when an upstream has `healthCheck`. */
+  healthChecks?: HealthChecks;
   logger: Logger;
 }
 
@@ -78,7 +83,7 @@ export function proxyPipeline(options: PipelineOptions): Service {
   const { logger, identity } = options;
   const upstreams = new Map<string, Service>();
   for (const [name, upstream] of options.upstreams) {
-    upstreams.set(name, upstreamService(upstream, logger));
+    upstreams.set(name, upstreamService(upstream, logger, options.healthChecks));
   }
   const routes = options.routes.map((route) => ({
     route,
@@ -114,7 +119,13 @@ function routeLayers(route: Route, identity: IdentityOptions | undefined): Layer
 }
 
 /** An upstream: admission in front of the balancer over its endpoints' stacks. */
-function upstreamService(upstream: UpstreamOptions, logger: Logger): Service {
+function upstreamService(
+  upstream: UpstreamOptions,
+  logger: Logger,
+  healthChecks: HealthChecks | undefined,
+): Service {
+  const { healthCheck } = upstream;
+  if (healthCheck && !healthChecks) throw new TypeError('health checks need options.healthChecks');
   const ejectionBudget = new EjectionBudget(upstream.outlier.maxEjectedPercent);
   const endpointStack: EndpointStack = (target) => {
     const { address } = target.endpoint;
@@ -123,7 +134,7 @@ function upstreamService(upstream: UpstreamOptions, logger: Logger): Service {
       // A CLIENT span per attempt, naming the endpoint it went to.
       ...traced(tracingClientInterceptor({ target: address })),
       outlierBreaker(upstream.outlier, ejectionBudget, address, logger),
-      ...(upstream.healthCheck ? [activeHealthCheck(address, upstream.healthCheck, logger)] : []),
+      ...(healthCheck ? [healthChecks!(address, healthCheck, logger)] : []),
     ).service(new ConnectionPool(target.endpoint, upstream.pool, { logger, ...target }));
   };
   return stack(admission(upstream.admission)).service(

@@ -8,7 +8,6 @@ import {
   compileAuthorizationPolicy,
 } from '@switchyard/middleware-identity';
 import type { RetryBudgetOptions } from '@switchyard/middleware-retry';
-import { ChannelCredentials } from 'nice-grpc';
 import { type Logger, pino } from 'pino';
 import type { AdmissionOptions } from './admission.js';
 import type { ConnectionPoolOptions } from './connection-pool.js';
@@ -102,9 +101,9 @@ export interface RunningProxy {
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const logger = options.logger ?? pino({ enabled: false });
   const listen = typeof options.listen === 'string' ? { address: options.listen } : options.listen;
-  const upstreams = new Map<string, UpstreamOptions>([['default', upstreamOptions(options)]]);
+  const upstreams = new Map<string, UpstreamOptions>([['default', await upstreamOptions(options)]]);
   for (const [name, upstream] of Object.entries(options.upstreams ?? {})) {
-    upstreams.set(name, upstreamOptions(upstream));
+    upstreams.set(name, await upstreamOptions(upstream));
   }
   const routes = (options.routes ?? [{ methods: ['**'] }]).map((route, index) =>
     resolveRoute(route, index, upstreams),
@@ -113,7 +112,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     options.identity === false
       ? undefined
       : (options.identity ?? (listen.tls?.requestCert ? {} : undefined));
-  const service = proxyPipeline({ upstreams, routes, identity, logger });
+  // grpc-js comes with the health checks: a proxy that does not check health does not load it.
+  const healthChecks = [...upstreams.values()].some((upstream) => upstream.healthCheck)
+    ? (await import('./health-check.js')).activeHealthCheck
+    : undefined;
+  const service = proxyPipeline({ upstreams, routes, identity, healthChecks, logger });
   const listener = new ProxyListener(service, listen, logger);
   let address: AddressInfo;
   try {
@@ -143,7 +146,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 }
 
-function upstreamOptions(upstream: UpstreamDefinition): UpstreamOptions {
+async function upstreamOptions(upstream: UpstreamDefinition): Promise<UpstreamOptions> {
   return {
     discovery: upstream.discovery,
     balancer:
@@ -154,7 +157,8 @@ function upstreamOptions(upstream: UpstreamDefinition): UpstreamOptions {
     outlier: upstream.outlier ?? {},
     pool: upstream.upstream ?? {},
     healthCheck:
-      upstream.healthCheck && withUpstreamCredentials(upstream.healthCheck, upstream.upstream),
+      upstream.healthCheck &&
+      (await withUpstreamCredentials(upstream.healthCheck, upstream.upstream)),
   };
 }
 
@@ -199,12 +203,13 @@ function resolveRoute(
 }
 
 /** Health checks reach upstreams the way calls do: over TLS when the upstream uses TLS. */
-function withUpstreamCredentials(
+async function withUpstreamCredentials(
   healthCheck: HealthCheckOptions,
   upstream: ConnectionPoolOptions = {},
-): HealthCheckOptions {
+): Promise<HealthCheckOptions> {
   const tls = upstream.tls;
   if (healthCheck.credentials || !tls) return healthCheck;
+  const { ChannelCredentials } = await import('nice-grpc');
   const pem = (value: unknown) => (value === undefined ? null : Buffer.from(value as string));
   return {
     ...healthCheck,

@@ -1,5 +1,4 @@
 import { createDiscovery } from '@switchyard/discovery';
-import { startTelemetry } from '@switchyard/telemetry';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config.js';
 import { startProxy } from './proxy.js';
@@ -10,8 +9,9 @@ import { startProxy } from './proxy.js';
  */
 export async function serve(config: ResolvedConfig, logger: Logger): Promise<void> {
   // Tracing and metrics go where the OTEL_* variables say, as in the apps; none without them.
+  // Loaded only then: the SDK is several megabytes of a proxy's memory.
   const telemetry = telemetryConfigured(process.env)
-    ? await startTelemetry({ prometheus: false })
+    ? await (await import('@switchyard/telemetry')).startTelemetry({ prometheus: false })
     : undefined;
   const discoveries = Object.entries(config.upstreams).map(([name, upstream]) => ({
     name,
