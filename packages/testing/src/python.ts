@@ -24,6 +24,12 @@ const PEER = fileURLToPath(new URL('../python/peer.py', import.meta.url));
 export const PYTHON_PATH = fileURLToPath(new URL('../python', import.meta.url));
 const DESCRIPTOR_SET = fileURLToPath(new URL('../dist/test.binpb', import.meta.url));
 
+/**
+ * The peers' environment: this process's, without bytecode caches — Python would otherwise write
+ * `python/__pycache__/` into the checkout the first time a peer imports descriptors.py.
+ */
+const PEER_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+
 const STARTUP_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -34,7 +40,9 @@ let available: Promise<boolean> | undefined;
 
 /** Whether the Python peer can run: the interpreter exists and imports grpcio and protobuf. */
 export function pythonGrpcAvailable(): Promise<boolean> {
-  available ??= execFileAsync(PYTHON, ['-c', 'import grpc, google.protobuf']).then(
+  available ??= execFileAsync(PYTHON, ['-c', 'import grpc, google.protobuf'], {
+    env: PEER_ENV,
+  }).then(
     () => true,
     () => false,
   );
@@ -66,7 +74,7 @@ export async function startPythonServer({
   const child = spawn(
     PYTHON,
     [PEER, 'serve', '--backend', backend, '--descriptor-set', DESCRIPTOR_SET],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'], env: PEER_ENV },
   );
   const stderr = collect(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -127,7 +135,10 @@ export async function runPythonClient(
     }
   }
   if (options.timeoutMs !== undefined) args.push('--timeout', String(options.timeoutMs / 1000));
-  const { stdout } = await execFileAsync(PYTHON, args, { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileAsync(PYTHON, args, {
+    maxBuffer: 64 * 1024 * 1024,
+    env: PEER_ENV,
+  });
   return parseOutcome(stdout);
 }
 
