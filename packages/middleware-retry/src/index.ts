@@ -1,8 +1,11 @@
 export {
   DEFAULT_RETRYABLE_STATUSES,
+  NICE_GRPC_RETRY_DEFAULTS,
   type RetryEvent,
   type RetryOptions,
   type RetryPolicy,
+  type RetryPolicyDefaults,
+  SWITCHYARD_RETRY_DEFAULTS,
 } from './options.js';
 export { NO_RETRY, parsePushback } from './pushback.js';
 export {
@@ -11,7 +14,12 @@ export {
   type RetryDefaults,
   retriedCall,
 } from './retry.js';
-export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
+export {
+  createRetryBudget,
+  type RetryBudget,
+  type RetryBudgetOptions,
+  UNBOUNDED_RETRY_BUDGET,
+} from './retry-budget.js';
 export {
   createRetryMiddleware,
   type RetryMiddlewareOptions,

@@ -91,3 +91,13 @@ export function createRetryBudget({
     },
   };
 }
+
+/**
+ * The budget that never refuses: every retry the policy allows is made, as in
+ * nice-grpc-client-middleware-retry, which has no budget. The retry middleware's default; pass
+ * a {@link createRetryBudget} to bound retries under a sustained failure.
+ */
+export const UNBOUNDED_RETRY_BUDGET: RetryBudget = Object.freeze({
+  deposit() {},
+  withdraw: () => true,
+});

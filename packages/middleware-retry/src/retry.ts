@@ -8,7 +8,11 @@ import {
   callDeadline,
 } from './attempts.js';
 import { hedgedCall } from './hedging.js';
-import { DEFAULT_RETRYABLE_STATUSES, type RetryPolicy } from './options.js';
+import {
+  type RetryPolicy,
+  type RetryPolicyDefaults,
+  SWITCHYARD_RETRY_DEFAULTS,
+} from './options.js';
 import { NO_RETRY, parsePushback } from './pushback.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -23,6 +27,8 @@ export interface RetryDefaults {
   readonly budget: RetryBudget;
   /** Uniform random numbers in [0, 1) for the backoff jitter. */
   readonly random: () => number;
+  /** What the policy options a call leaves unset are. Default {@link SWITCHYARD_RETRY_DEFAULTS}. */
+  readonly policy?: RetryPolicyDefaults;
 }
 
 /**
@@ -39,7 +45,8 @@ export interface RetryDefaults {
  * times its normal load.
  *
  * `idempotent` is the transport's knowledge of the method: a proto's `idempotency_level`, a
- * proxy route's `idempotent`; `policy.retry` overrides it.
+ * proxy route's `idempotent`; `policy.retry` overrides it. Options the policy leaves unset take
+ * `defaults.policy`: the nice-grpc middleware passes nice-grpc's, the proxy none (Switchyard's).
  */
 export function retriedCall(
   call: Call,
@@ -51,28 +58,33 @@ export function retriedCall(
   // A successful call reads no more than this: the rest of the policy is read on a failure.
   const budget = policy.retryBudget ?? defaults.budget;
   budget.deposit();
+  const base = defaults.policy ?? SWITCHYARD_RETRY_DEFAULTS;
+  const { requestStream, responseStream } = call.method;
   // A single request is kept by the transport anyway; a streamed one (or one a proxy cannot
-  // tell) only when asked.
-  if (call.method.requestStream !== false) {
+  // tell) only when it may be sent again.
+  if (requestStream !== false && (policy.retryStreams ?? base.retryStreams)) {
     call.transport.retain(policy.retryBufferLimitBytes ?? DEFAULT_RETRY_BUFFER_LIMIT_BYTES);
   }
   const hedgingMaxAttempts = policy.hedgingMaxAttempts ?? 1;
-  if (hedgingMaxAttempts > 1 && call.method.requestStream !== true) {
+  if (hedgingMaxAttempts > 1 && requestStream !== true) {
     return hedgedCall(call, next, {
       maxAttempts: hedgingMaxAttempts,
       delayMs: policy.hedgingDelayMs ?? 0,
-      retryableStatuses: policy.retryableStatuses ?? DEFAULT_RETRYABLE_STATUSES,
-      transparentRetry: policy.transparentRetry ?? true,
+      retryableStatuses: policy.retryableStatuses ?? base.retryableStatuses,
+      transparentRetry: policy.transparentRetry ?? base.transparentRetry,
       budget,
       minAttemptTimeMs: policy.retryMinAttemptTimeMs ?? DEFAULT_MIN_ATTEMPT_TIME_MS,
       deadline: callDeadline(call),
       onRetry: policy.onRetry,
     });
   }
+  // nice-grpc's middleware never retries a call with a stream: it passes such calls through.
+  const streams = requestStream === true || responseStream === true;
+  if (streams && !(policy.retryStreams ?? base.retryStreams)) return next(call);
   return next(call).then((outcome) =>
     outcome.status === Status.OK
       ? outcome
-      : retryAfter(call, next, outcome, policy, budget, defaults.random, idempotent),
+      : retryAfter(call, next, outcome, policy, base, budget, defaults.random, idempotent),
   );
 }
 
@@ -82,6 +94,7 @@ async function retryAfter(
   next: Next,
   first: Outcome,
   policy: RetryPolicy,
+  base: RetryPolicyDefaults,
   budget: RetryBudget,
   random: () => number,
   idempotent: boolean,
@@ -91,15 +104,25 @@ async function retryAfter(
     retryBaseDelayMs = 1000,
     retryMaxDelayMs = 30_000,
     retryMaxAttempts = 1,
-    retryableStatuses = DEFAULT_RETRYABLE_STATUSES,
+    retryableStatuses = base.retryableStatuses,
     onRetryableError,
-    transparentRetry = true,
+    retryJitter = base.retryJitter,
+    transparentRetry = base.transparentRetry,
+    retryPushback = base.retryPushback,
+    retryWithinDeadline = base.retryWithinDeadline,
     retryMinAttemptTimeMs = DEFAULT_MIN_ATTEMPT_TIME_MS,
     onRetry,
   } = policy;
   const method = call.method.path;
   const deadline = callDeadline(call);
-  const backoff = exponentialBackoff({ baseMs: retryBaseDelayMs, maxMs: retryMaxDelayMs, random });
+  // Planned around only when asked; each attempt is handed the deadline either way.
+  const planned = retryWithinDeadline ? deadline : undefined;
+  const backoff = exponentialBackoff({
+    baseMs: retryBaseDelayMs,
+    maxMs: retryMaxDelayMs,
+    // Equal jitter is nice-grpc's `ceiling × (1 + random) / 2`: full jitter over [0.5, 1).
+    random: retryJitter === 'equal' ? () => (1 + random()) / 2 : random,
+  });
   let backoffIndex = 0;
   let outcome = first;
   for (let attempt = 1; ; attempt++) {
@@ -112,19 +135,19 @@ async function retryAfter(
     if (!transparent && !(retry && retryableStatuses.includes(outcome.status))) return outcome;
     if (attempt > retryMaxAttempts) return outcome;
 
-    const pushback = parsePushback(outcome.trailers);
+    const pushback = retryPushback ? parsePushback(outcome.trailers) : undefined;
     if (pushback === NO_RETRY) return outcome;
     let delayMs: number;
     if (pushback === undefined) {
-      // Full jitter rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers that failed
-      // together retrying in waves; the budget, not the backoff, bounds the volume.
+      // Full jitter (the proxy's) rather than gRFC A6's 0.8–1.2: narrow jitter keeps callers
+      // that failed together retrying in waves; the budget, not the backoff, bounds the volume.
       delayMs = Math.round(backoff(backoffIndex++));
     } else {
       // gRFC A6: the server's delay replaces the backoff, which starts over afterwards.
       delayMs = pushback;
       backoffIndex = 0;
     }
-    if (deadline !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > deadline) {
+    if (planned !== undefined && Date.now() + delayMs + retryMinAttemptTimeMs > planned) {
       return outcome;
     }
     if (!budget.withdraw()) {
@@ -150,7 +173,7 @@ async function retryAfter(
         return cancelledDuringBackoff(error);
       }
       // Timers fire late on a busy event loop; the plan above does not excuse a late start.
-      if (deadline !== undefined && Date.now() + retryMinAttemptTimeMs > deadline) return outcome;
+      if (planned !== undefined && Date.now() + retryMinAttemptTimeMs > planned) return outcome;
     }
     outcome = await next({
       ...call,

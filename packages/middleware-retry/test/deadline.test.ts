@@ -6,8 +6,13 @@ import { createClientFactory } from 'nice-grpc';
 import { deadlineMiddleware as niceGrpcDeadlineMiddleware } from 'nice-grpc-client-middleware-deadline';
 import { type ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, expect, test } from 'vitest';
-import { createRetryMiddleware } from '../src/index.js';
-import { attemptStarts, failFirst, servedAttempts, serverAndChannel } from './support.js';
+import {
+  attemptStarts,
+  failFirst,
+  servedAttempts,
+  serverAndChannel,
+  switchyardRetry,
+} from './support.js';
 
 const cleanup = new CleanupSteps();
 afterEach(() => cleanup.run());
@@ -48,7 +53,7 @@ for (const [name, deadlineMiddleware] of deadlineMiddlewares) {
     const client = createClientFactory()
       .use(clock.middleware)
       .use(deadlineMiddleware)
-      .use(createRetryMiddleware())
+      .use(switchyardRetry())
       .create(TestServiceDefinition, channel);
     const deadline = new Date(Date.now() + DEADLINE_MS);
     const { ended, error } = await timedFailure(() =>
@@ -72,7 +77,7 @@ test('nice-grpc’s deadline middleware outside the retry (its recommended order
   const clock = attemptStarts();
   const client = createClientFactory()
     .use(clock.middleware)
-    .use(createRetryMiddleware())
+    .use(switchyardRetry())
     .use(niceGrpcDeadlineMiddleware)
     .create(TestServiceDefinition, channel);
   const deadline = new Date(Date.now() + DEADLINE_MS);
@@ -87,7 +92,7 @@ test('the deadline of the inbound call being served bounds the retries of the ca
   const clock = attemptStarts();
   const client = createClientFactory()
     .use(clock.middleware)
-    .use(createRetryMiddleware())
+    .use(switchyardRetry())
     .create(TestServiceDefinition, channel);
   const started = Date.now();
   const scope: CallScope = {
@@ -131,7 +136,7 @@ test('the last attempt gets what is left of the deadline, not a fresh relative o
   });
   const client = createClientFactory()
     .use(switchyardDeadlineMiddleware)
-    .use(createRetryMiddleware({ random: () => 0 }))
+    .use(switchyardRetry({ random: () => 0 }))
     .create(TestServiceDefinition, channel);
   const { started, ended, error } = await timedFailure(() =>
     client.unary({}, { ...alwaysRetry, deadline: DEADLINE_MS }),
@@ -148,7 +153,7 @@ test('a pushback reaching past the deadline fails at once with the original erro
   });
   const client = createClientFactory()
     .use(niceGrpcDeadlineMiddleware)
-    .use(createRetryMiddleware())
+    .use(switchyardRetry())
     .create(TestServiceDefinition, channel);
   const { started, ended, error } = await timedFailure(() =>
     client.unary({}, { ...alwaysRetry, deadline: new Date(Date.now() + DEADLINE_MS) }),

@@ -17,7 +17,20 @@ import {
   type ServerMiddlewareCall,
   Status,
 } from 'nice-grpc-common';
-import { retryMiddleware } from '../src/index.js';
+import {
+  createRetryMiddleware,
+  type RetryMiddlewareOptions,
+  SWITCHYARD_RETRY_DEFAULTS,
+} from '../src/index.js';
+
+/**
+ * The middleware with Switchyard's defaults (streams, full jitter, transparent retry, pushback,
+ * deadline planning): what these tests exercise beyond the drop-in, which compatibility.test.ts
+ * holds to nice-grpc's defaults.
+ */
+export function switchyardRetry(options: RetryMiddlewareOptions = {}) {
+  return createRetryMiddleware({ defaults: SWITCHYARD_RETRY_DEFAULTS, ...options });
+}
 
 /**
  * A TestService server on 127.0.0.1 and a channel to it, both closed after the test; the
@@ -31,10 +44,10 @@ export async function serverAndChannel(cleanup: CleanupSteps, options: StartServ
   return { server, channel };
 }
 
-/** A client retrying through `retryMiddleware`, calling a TestService server with `middleware`. */
+/** A client retrying with {@link switchyardRetry}, calling a TestService server with `middleware`. */
 export async function retryingClient(cleanup: CleanupSteps, middleware: ServerMiddleware) {
   const { channel } = await serverAndChannel(cleanup, { middleware: [middleware] });
-  return createClientFactory().use(retryMiddleware).create(TestServiceDefinition, channel);
+  return createClientFactory().use(switchyardRetry()).create(TestServiceDefinition, channel);
 }
 
 /** One call as the server saw it. */

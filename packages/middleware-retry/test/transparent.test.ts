@@ -7,8 +7,14 @@ import {
 import { createChannel, createClientFactory, createServer } from 'nice-grpc';
 import { ClientError, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, test } from 'vitest';
-import { createRetryMiddleware, type RetryEvent } from '../src/index.js';
-import { closedPort, type RawStreamAction, servedAttempts, startRawGrpcServer } from './support.js';
+import type { RetryEvent } from '../src/index.js';
+import {
+  closedPort,
+  type RawStreamAction,
+  servedAttempts,
+  startRawGrpcServer,
+  switchyardRetry,
+} from './support.js';
 
 // The test service's methods are not declared idempotent, so every retry below is transparent.
 
@@ -19,7 +25,7 @@ function client(address: string, channelOptions: Record<string, unknown> = {}, r
   const channel = createChannel(address, undefined, channelOptions);
   cleanup.defer(() => channel.close());
   return createClientFactory()
-    .use(createRetryMiddleware({ random }))
+    .use(switchyardRetry({ random }))
     .create(TestServiceDefinition, channel);
 }
 

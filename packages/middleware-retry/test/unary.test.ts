@@ -14,13 +14,8 @@ import { AbortError } from 'abort-controller-x';
 import { createChannel, createClientFactory } from 'nice-grpc';
 import { ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, test } from 'vitest';
-import {
-  createRetryBudget,
-  createRetryMiddleware,
-  type RetryEvent,
-  retryMiddleware,
-} from '../src/index.js';
-import { failFirst, servedAttempts, startRawGrpcServer } from './support.js';
+import { createRetryBudget, type RetryEvent, retryMiddleware } from '../src/index.js';
+import { failFirst, servedAttempts, startRawGrpcServer, switchyardRetry } from './support.js';
 
 const cleanup = new CleanupSteps();
 afterEach(() => cleanup.run());
@@ -157,7 +152,7 @@ describe('grpc-status and pushback', () => {
     const shape = headersFirst ? 'headers, then trailers' : 'a Trailers-Only response';
     test(`200 ms pushback in ${shape}: the next attempt starts ≥ 200 ms later`, async () => {
       const { server, attempts } = await pushbackServer('200', { headersFirst });
-      const client = clientFor(server, createRetryMiddleware({ random: () => 0 }));
+      const client = clientFor(server, switchyardRetry({ random: () => 0 }));
       const delays: number[] = [];
       await client.unary(
         {},
@@ -175,7 +170,7 @@ describe('grpc-status and pushback', () => {
 
     test(`-1 pushback in ${shape}: no retry`, async () => {
       const { server, attempts } = await pushbackServer('-1', { headersFirst });
-      const client = clientFor(server);
+      const client = clientFor(server, switchyardRetry());
       const error = await failure(client.unary({}, { retry: true, retryMaxAttempts: 3 }));
       expect(error.details).toBe('pushed back');
       expect(attempts).toHaveLength(1);
@@ -184,7 +179,7 @@ describe('grpc-status and pushback', () => {
 
   test('a malformed pushback stops retries, as gRFC A6 says', async () => {
     const { server, attempts } = await pushbackServer('soon', { headersFirst: false });
-    const client = clientFor(server);
+    const client = clientFor(server, switchyardRetry());
     await failure(client.unary({}, { retry: true, retryMaxAttempts: 3 }));
     expect(attempts).toHaveLength(1);
   });
@@ -193,7 +188,7 @@ describe('grpc-status and pushback', () => {
 describe('backoff', () => {
   test('full jitter: the n-th retry waits random × min(max, base × 2^(n-1)), pinned by the random source', async () => {
     const { server } = await flakyServer(failFirst(4));
-    const client = clientFor(server, createRetryMiddleware({ random: () => 0.5 }));
+    const client = clientFor(server, switchyardRetry({ random: () => 0.5 }));
     const reported: [number, number][] = [];
     await client.unary(
       {},
@@ -215,7 +210,7 @@ describe('backoff', () => {
 
   test('aborting the call during a backoff ends it at once, without another attempt', async () => {
     const { server, attempts } = await flakyServer(failFirst(1));
-    const client = clientFor(server, createRetryMiddleware({ random: () => 1 }));
+    const client = clientFor(server, switchyardRetry({ random: () => 1 }));
     const controller = new AbortController();
     const call = client.unary(
       {},
@@ -236,7 +231,7 @@ describe('backoff', () => {
 describe('attempts are visible', () => {
   test('onRetry, onRetryableError and the diagnostics channel see each retry with its number, delay and reason', async () => {
     const { server } = await flakyServer(failFirst(2));
-    const client = clientFor(server, createRetryMiddleware({ random: () => 0 }));
+    const client = clientFor(server, switchyardRetry({ random: () => 0 }));
     const published: RetryAttemptEvent[] = [];
     const listener = (event: unknown) => published.push(event as RetryAttemptEvent);
     retryAttemptChannel.subscribe(listener);
@@ -288,7 +283,7 @@ describe('retry budget', () => {
   test('over budget: fails fast with the original error and publishes the refusal', async () => {
     const { server, attempts } = await flakyServer(failFirst(100));
     const budget = createRetryBudget({ minRetriesPerSecond: 1, ttlMs: 1000, retryRatio: 0 });
-    const client = clientFor(server, createRetryMiddleware({ budget }));
+    const client = clientFor(server, switchyardRetry({ budget }));
     const refused: RetryBudgetExhaustedEvent[] = [];
     const listener = (event: unknown) => refused.push(event as RetryBudgetExhaustedEvent);
     retryBudgetExhaustedChannel.subscribe(listener);
@@ -311,7 +306,7 @@ describe('retry budget', () => {
     const { server, attempts } = await flakyServer(failFirst(100));
     const shared = createRetryBudget({ minRetriesPerSecond: 0.3, ttlMs: 10_000, retryRatio: 0 });
     const a = clientFor(server);
-    const b = clientFor(server, createRetryMiddleware());
+    const b = clientFor(server, switchyardRetry());
     const options = { retry: true, retryMaxAttempts: 10, retryBaseDelayMs: 1, retryBudget: shared };
     await failure(a.unary({}, options));
     await failure(b.unary({}, options));
