@@ -51,6 +51,7 @@ export function countClientEvents(
   const go = naming === 'go-grpc-prometheus';
   const status = (code: Status): Attributes => {
     if (go) return { grpc_code: statusName(code) };
+    if (naming === 'grpc') return { 'grpc.status': statusName(code) };
     return semconv.stable
       ? { 'rpc.response.status_code': statusName(code) }
       : { 'rpc.grpc.status_code': code };

@@ -1,6 +1,8 @@
 export {
+  A66_LATENCY_BUCKETS,
   type CallKind,
   DEFAULT_DURATION_BUCKETS,
+  type GrpcClientLevel,
   type MetricNaming,
 } from './instruments.js';
 export {

@@ -21,10 +21,19 @@ import { countClientEvents, countServerEvents } from './events.js';
 export type Side = 'server' | 'client';
 
 /**
- * The metric vocabulary: OpenTelemetry's RPC conventions, or the names and labels of
+ * The metric vocabulary: OpenTelemetry's RPC conventions; gRPC's own instruments (gRFC A66, what
+ * grpc-go, grpc-java and grpc-c++'s OpenTelemetry plugins emit); or the names and labels of
  * go-grpc-prometheus (and nice-grpc-prometheus) so that existing dashboards keep working.
  */
-export type MetricNaming = 'opentelemetry' | 'go-grpc-prometheus';
+export type MetricNaming = 'opentelemetry' | 'grpc' | 'go-grpc-prometheus';
+
+/**
+ * Which of gRFC A66's client instruments a client middleware records: per `attempt`
+ * (`grpc.client.attempt.*`: install it inside middleware-retry), per `call`
+ * (`grpc.client.call.duration`: install it outside), or `both` (no retry in between: a call is
+ * one attempt).
+ */
+export type GrpcClientLevel = 'call' | 'attempt' | 'both';
 
 /** go-grpc-prometheus's `grpc_type` values. */
 export type CallKind = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
@@ -46,6 +55,13 @@ export function callKind(method: {
 export const DEFAULT_DURATION_BUCKETS: readonly number[] = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
   30, 60, 120, 300,
+];
+
+/** gRFC A66's latency buckets, in seconds: its default view for every duration instrument. */
+export const A66_LATENCY_BUCKETS: readonly number[] = [
+  0, 0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.0008, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006,
+  0.008, 0.01, 0.013, 0.016, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25,
+  0.3, 0.4, 0.5, 0.65, 0.8, 1, 2, 5, 10, 20, 50, 100,
 ];
 
 /** Messages per streaming call: 1 to 65,536 in powers of 4. */
@@ -133,6 +149,8 @@ export interface InstrumentOptions {
   naming: MetricNaming;
   semconv: RpcSemconvStability;
   durationBuckets: readonly number[];
+  /** With `naming: 'grpc'`, on clients: attempts, calls or both. */
+  level: GrpcClientLevel;
 }
 
 /**
@@ -142,8 +160,8 @@ export interface InstrumentOptions {
  */
 export class CallInstruments {
   readonly durations: DurationHistogram[] = [];
-  readonly messagesReceived: Histogram | undefined;
-  readonly messagesSent: Histogram | undefined;
+  readonly messagesReceived: Histogram | undefined = undefined;
+  readonly messagesSent: Histogram | undefined = undefined;
   bytesReceived: Histogram | undefined;
   bytesSent: Histogram | undefined;
   /** Every method a middleware named, by path: how events that carry only a path are labelled. */
@@ -155,11 +173,11 @@ export class CallInstruments {
     private readonly side: Side,
     private readonly options: InstrumentOptions,
   ) {
-    const { naming, semconv, durationBuckets } = options;
+    const { naming, semconv, durationBuckets, level } = options;
     const seconds = [...durationBuckets];
     const observables: Observable[] = [];
-    let started: Observable;
-    let active: Observable;
+    let started: Observable | undefined;
+    let active: Observable | undefined;
     let handled: Observable | undefined;
     let liveReceived: Observable | undefined;
     let liveSent: Observable | undefined;
@@ -205,6 +223,44 @@ export class CallInstruments {
         unit: '{message}',
         advice: { explicitBucketBoundaries: MESSAGE_COUNT_BUCKETS },
       });
+    } else if (naming === 'grpc') {
+      // gRFC A66: seconds, `{call}`/`{attempt}`; no in-flight gauge, no message counts.
+      const histogram = (name: string, description: string) =>
+        this.durations.push({
+          histogram: meter.createHistogram(name, {
+            description,
+            unit: 's',
+            advice: { explicitBucketBoundaries: seconds },
+          }),
+          perMillisecond: 0.001,
+        });
+      if (side === 'server') {
+        histogram(
+          'grpc.server.call.duration',
+          'Time from when the server saw the call until it sent the status.',
+        );
+        started = meter.createObservableCounter('grpc.server.call.started', {
+          description: 'Calls started on the server.',
+          unit: '{call}',
+        });
+      } else {
+        if (level !== 'call') {
+          histogram(
+            'grpc.client.attempt.duration',
+            'Time from the start of an attempt to its end.',
+          );
+          started = meter.createObservableCounter('grpc.client.attempt.started', {
+            description: 'Attempts started, including those not yet finished.',
+            unit: '{attempt}',
+          });
+        }
+        if (level !== 'attempt') {
+          histogram(
+            'grpc.client.call.duration',
+            'Time the call took from the application’s point of view, retries included.',
+          );
+        }
+      }
     } else {
       const prefix = `grpc_${side}`;
       this.durations.push({
@@ -234,13 +290,14 @@ export class CallInstruments {
         description: `Number of RPCs in flight on the ${side}.`,
       });
     }
-    observables.push(started, active);
+    if (started) observables.push(started);
+    if (active) observables.push(active);
     if (handled) observables.push(handled);
     if (liveReceived && liveSent) observables.push(liveReceived, liveSent);
     meter.addBatchObservableCallback((result: BatchObservableResult) => {
       for (const cell of this.cells.values()) {
-        result.observe(started, cell.started, cell.attributes);
-        result.observe(active, cell.active, cell.attributes);
+        if (started) result.observe(started, cell.started, cell.attributes);
+        if (active) result.observe(active, cell.active, cell.attributes);
         if (liveReceived && liveSent) {
           result.observe(liveReceived, cell.received, cell.attributes);
           result.observe(liveSent, cell.sent, cell.attributes);
@@ -260,11 +317,20 @@ export class CallInstruments {
   measureSizes(): void {
     if (this.bytesReceived !== undefined) return;
     const { meter, side } = this;
+    const { naming, level } = this.options;
+    // A66 measures sizes per server call and per client attempt, not per client call.
+    if (naming === 'grpc' && side === 'client' && level === 'call') return;
     const [received, sent] = side === 'server' ? ['request', 'response'] : ['response', 'request'];
+    const a66 = `grpc.${side}.${side === 'server' ? 'call' : 'attempt'}`;
     const names =
-      this.options.naming === 'opentelemetry'
+      naming === 'opentelemetry'
         ? [`rpc.${side}.call.${received}.size`, `rpc.${side}.call.${sent}.size`]
-        : [`grpc_${side}_received_bytes_per_call`, `grpc_${side}_sent_bytes_per_call`];
+        : naming === 'grpc'
+          ? [
+              `${a66}.rcvd_total_compressed_message_size`,
+              `${a66}.sent_total_compressed_message_size`,
+            ]
+          : [`grpc_${side}_received_bytes_per_call`, `grpc_${side}_sent_bytes_per_call`];
     const [receivedBytes, sentBytes] = names.map((name, i) =>
       meter.createHistogram(name as string, {
         description: `Serialized bytes of all messages ${i === 0 ? 'received' : 'sent'} in one RPC.`,
@@ -282,15 +348,21 @@ export class CallInstruments {
     if (this.options.naming === 'go-grpc-prometheus') {
       return { grpc_service: name.service, grpc_method: name.method, grpc_path: name.path };
     }
+    if (this.options.naming === 'grpc') return { 'grpc.method': a66Method(name) };
     return this.options.semconv.stable
       ? { 'rpc.system.name': 'grpc', 'rpc.method': name.fullName }
       : { 'rpc.system': 'grpc', 'rpc.service': name.service, 'rpc.method': name.method };
   }
 
   /** The cell of one method (and call kind and server, where the vocabulary labels them). */
-  cell(name: RpcMethodName, kind: CallKind, endpoint: ServerEndpoint | undefined): MethodCell {
+  cell(
+    name: RpcMethodName,
+    kind: CallKind,
+    endpoint: ServerEndpoint | undefined,
+    target: string | undefined,
+  ): MethodCell {
     if (name.recognized) this.names.set(name.path, name);
-    const { attributes, completion } = this.describe(name, kind, endpoint);
+    const { attributes, completion } = this.describe(name, kind, endpoint, target);
     const key = JSON.stringify(attributes);
     let cell = this.cells.get(key);
     if (cell === undefined) {
@@ -304,8 +376,18 @@ export class CallInstruments {
     name: RpcMethodName,
     kind: CallKind,
     endpoint: ServerEndpoint | undefined,
+    target: string | undefined,
   ): { attributes: Attributes; completion: ((code: Status) => Attributes)[] } {
     const { naming, semconv } = this.options;
+    if (naming === 'grpc') {
+      const attributes = Object.freeze({
+        'grpc.method': a66Method(name),
+        ...(this.side === 'client' && target !== undefined ? { 'grpc.target': target } : {}),
+      });
+      const completion = (code: Status) =>
+        Object.freeze({ ...attributes, 'grpc.status': statusName(code) });
+      return { attributes, completion: this.durations.map(() => completion) };
+    }
     if (naming === 'go-grpc-prometheus') {
       const attributes = Object.freeze({
         grpc_type: kind,
@@ -355,6 +437,11 @@ export class CallInstruments {
   }
 }
 
+/** A66's `grpc.method`: the full name, or `other` for a method outside the registered ones. */
+function a66Method(name: RpcMethodName): string {
+  return name.recognized ? name.fullName : 'other';
+}
+
 const shared = new WeakMap<Meter, Map<string, CallInstruments>>();
 
 /**
@@ -371,8 +458,8 @@ export function callInstruments(
     byKey = new Map();
     shared.set(meter, byKey);
   }
-  const { naming, semconv } = options;
-  const key = `${side} ${naming} ${semconv.legacy} ${semconv.stable}`;
+  const { naming, semconv, level } = options;
+  const key = `${side} ${naming} ${semconv.legacy} ${semconv.stable} ${naming === 'grpc' ? level : ''}`;
   let instruments = byKey.get(key);
   if (instruments === undefined) {
     instruments = new CallInstruments(meter, side, options);

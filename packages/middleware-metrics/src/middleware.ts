@@ -16,10 +16,12 @@ import {
 import { interceptClientCall, interceptServerCall } from '@switchyard/nice-grpc';
 import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
 import {
+  A66_LATENCY_BUCKETS,
   type CallTally,
   callInstruments,
   callKind,
   DEFAULT_DURATION_BUCKETS,
+  type GrpcClientLevel,
   type MethodCell,
   type MetricNaming,
   type Side,
@@ -29,9 +31,19 @@ import {
 export interface MetricsOptions {
   /** Where the instruments are created. Default: the global meter provider when the middleware is created. */
   meterProvider?: MeterProvider;
-  /** `opentelemetry` (RPC semantic conventions) or `go-grpc-prometheus` names and labels. Default `opentelemetry`. */
+  /**
+   * `opentelemetry` (RPC semantic conventions), `grpc` (gRFC A66's `grpc.server.call.*`,
+   * `grpc.client.attempt.*`, `grpc.client.call.duration`) or `go-grpc-prometheus` names and
+   * labels. Default `opentelemetry`.
+   */
   naming?: MetricNaming;
-  /** Legacy and/or stable RPC conventions. Default: from `OTEL_SEMCONV_STABILITY_OPT_IN` (`rpc`, `rpc/dup`). */
+  /**
+   * With `naming: 'opentelemetry'`: the stable RPC conventions, the legacy ones (semconv ≤ 1.37,
+   * `rpc.server.duration` in ms), or both. Default for the middleware: stable, both when
+   * `OTEL_SEMCONV_STABILITY_OPT_IN` holds `rpc/dup`; `{ legacy: true, stable: false }` opts out.
+   * Default for the interceptors (proxy-kit's): legacy unless `OTEL_SEMCONV_STABILITY_OPT_IN`
+   * holds `rpc` or `rpc/dup`.
+   */
   semconvStability?: RpcSemconvStability;
   /**
    * The services whose methods are reported by name; any other method is `_OTHER`. Default:
@@ -41,12 +53,16 @@ export interface MetricsOptions {
   services?: Iterable<ServiceDefinitionLike>;
   /** Without `services`: distinct methods reported by name before the rest become `_OTHER`. Default 200. */
   maxMethods?: number;
-  /** Call-duration histogram bounds in seconds. Default 100 µs … 5 min (20 buckets). */
+  /**
+   * Call-duration histogram bounds in seconds. Default 100 µs … 5 min (20 buckets); with
+   * `naming: 'grpc'`, A66's 41 buckets from 0 to 100 s.
+   */
   durationBuckets?: readonly number[];
   /**
    * Record the serialized bytes of each call's messages. Costs one extra encode per message (the
    * middleware sees decoded messages), so it is off by default; needs `services`, whose
-   * definitions hold the encoders. Default `false`.
+   * definitions hold the encoders. Default `false`; with `naming: 'grpc'`, `true` when
+   * `services` are given (A66's `*_total_compressed_message_size`).
    */
   messageSizes?: boolean;
 }
@@ -55,9 +71,16 @@ export interface MetricsOptions {
 export interface ClientMetricsOptions extends MetricsOptions {
   /**
    * The channel target the clients call (`dns:///orders:50051`), reported as `server.address`
-   * and `server.port`. Default: none (a client middleware does not see its channel).
+   * and `server.port` (A66's `grpc.target` with `naming: 'grpc'`). Default: none (a client
+   * middleware does not see its channel).
    */
   target?: string;
+  /**
+   * With `naming: 'grpc'`: record A66's per-attempt instruments (`attempt`: install the
+   * middleware inside middleware-retry), its per-call duration (`call`: outside), or `both` (no
+   * retry middleware in between: a call is one attempt). Default `both`.
+   */
+  level?: GrpcClientLevel;
 }
 
 interface MeasuredMethod {
@@ -74,16 +97,19 @@ interface MeasuredMethod {
  */
 function measurer(
   side: Side,
-  options: MetricsOptions,
+  options: ClientMetricsOptions,
   endpoint: ServerEndpoint | undefined,
+  defaultSemconv: () => RpcSemconvStability,
 ): ((method: CallMethod) => MeasuredMethod) | undefined {
   const {
     meterProvider = metrics.getMeterProvider(),
     naming = 'opentelemetry',
-    semconvStability = rpcSemconvStability(),
+    semconvStability = defaultSemconv(),
     maxMethods,
-    durationBuckets = DEFAULT_DURATION_BUCKETS,
-    messageSizes = false,
+    durationBuckets = naming === 'grpc' ? A66_LATENCY_BUCKETS : DEFAULT_DURATION_BUCKETS,
+    messageSizes = naming === 'grpc' && options.services !== undefined,
+    level = 'both',
+    target,
   } = options;
   if (
     durationBuckets.length === 0 ||
@@ -106,6 +132,7 @@ function measurer(
     naming,
     semconv: semconvStability,
     durationBuckets,
+    level,
   });
   const sizers = new Map<string, MethodDefinitionLike>();
   if (messageSizes && services !== undefined) {
@@ -121,7 +148,7 @@ function measurer(
     let entry = measured.get(method);
     if (entry === undefined) {
       entry = {
-        cell: instruments.cell(recognize(method.path), callKind(method), endpoint),
+        cell: instruments.cell(recognize(method.path), callKind(method), endpoint, target),
         sizes: sizers.get(method.path),
       };
       measured.set(method, entry);
@@ -167,10 +194,11 @@ class MessageCounter implements MessageTap {
  */
 function metricsInterceptor(
   side: Side,
-  options: MetricsOptions,
+  options: ClientMetricsOptions,
   endpoint: ServerEndpoint | undefined,
+  defaultSemconv: () => RpcSemconvStability,
 ): Interceptor | undefined {
-  const measure = measurer(side, options, endpoint);
+  const measure = measurer(side, options, endpoint, defaultSemconv);
   if (measure === undefined) return undefined;
   return (call, next) => {
     const { cell, sizes } = measure(call.method);
@@ -198,22 +226,41 @@ function metricsInterceptor(
 }
 
 /**
- * Server-side metrics ({@link metricsServerMiddleware}'s, run by proxy-kit on the calls it
- * serves); `undefined` with no meter provider registered.
+ * The middleware's conventions: stable, plus legacy under `rpc/dup` — the migration setting
+ * the conventions define, which keeps legacy dashboards fed while new ones are built.
  */
-export function metricsServerInterceptor(options: MetricsOptions = {}): Interceptor | undefined {
-  return metricsInterceptor('server', options, undefined);
+function stableUnlessDup(
+  optIn: string | undefined = process.env.OTEL_SEMCONV_STABILITY_OPT_IN,
+): RpcSemconvStability {
+  const { legacy, stable } = rpcSemconvStability(optIn);
+  return { legacy: legacy && stable, stable: true };
 }
 
 /**
- * Client-side metrics ({@link metricsClientMiddleware}'s, run by proxy-kit per endpoint, whose
- * address it names as `target`); `undefined` with no meter provider registered.
+ * Server-side metrics, as run by proxy-kit on the calls it serves; `undefined` with no meter
+ * provider registered. Its conventions default to the environment's opt-in (legacy without
+ * one), proxy-kit's default until it moves to the stable ones.
+ */
+export function metricsServerInterceptor(options: MetricsOptions = {}): Interceptor | undefined {
+  return metricsInterceptor('server', options, undefined, rpcSemconvStability);
+}
+
+/**
+ * Client-side metrics, as run by proxy-kit per endpoint (whose address it names as `target`);
+ * `undefined` with no meter provider registered. Conventions as {@link metricsServerInterceptor}.
  */
 export function metricsClientInterceptor(
   options: ClientMetricsOptions = {},
 ): Interceptor | undefined {
+  return clientInterceptor(options, rpcSemconvStability);
+}
+
+function clientInterceptor(
+  options: ClientMetricsOptions,
+  defaultSemconv: () => RpcSemconvStability,
+): Interceptor | undefined {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
-  return metricsInterceptor('client', options, endpoint);
+  return metricsInterceptor('client', options, endpoint, defaultSemconv);
 }
 
 /**
@@ -222,7 +269,7 @@ export function metricsClientInterceptor(
  * that it times the whole call and sees calls that inner middleware reject.
  */
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
-  const interceptor = metricsServerInterceptor(options);
+  const interceptor = metricsInterceptor('server', options, undefined, stableUnlessDup);
   if (interceptor === undefined) return (call, context) => call.next(call.request, context);
   return (call, context) => interceptServerCall(call, context, interceptor);
 }
@@ -235,7 +282,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
  * before middleware-retry to measure each attempt.
  */
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
-  const interceptor = metricsClientInterceptor(options);
+  const interceptor = clientInterceptor(options, stableUnlessDup);
   if (interceptor === undefined) return (call, callOptions) => call.next(call.request, callOptions);
   return (call, callOptions) => interceptClientCall(call, callOptions, interceptor);
 }

@@ -86,7 +86,7 @@ describe('10,000 calls to random unknown methods', () => {
     expect(seriesCount(after)).toBe(seriesCount(before));
     const started = after.get('rpc_server_call_started_total')?.samples ?? [];
     expect(started.map((sample) => [sample.labels.rpc_method, sample.value])).toEqual([
-      ['Unary', 1],
+      ['switchyard.testing.v1.TestService/Unary', 1],
     ]);
   });
 
@@ -144,15 +144,13 @@ describe('10,000 calls to random unknown methods', () => {
 
     // With the services it calls named, every unknown method is one `_OTHER` series.
     const named = await strict.scrape();
-    const duration = named.get('rpc_client_duration')?.histograms ?? [];
-    expect(duration.map((h) => [h.labels.rpc_service, h.labels.rpc_method, h.count])).toEqual([
-      ['_OTHER', '_OTHER', CALLS],
-    ]);
+    const duration = named.get('rpc_client_call_duration')?.histograms ?? [];
+    expect(duration.map((h) => [h.labels.rpc_method, h.count])).toEqual([['_OTHER', CALLS]]);
     expect(seriesCount(named)).toBeLessThanOrEqual(5);
 
     // Without them, the first 200 method names are kept and the rest collapse: bounded all the same.
     const learned = await learning.scrape();
-    const learnedDuration = learned.get('rpc_client_duration')?.histograms ?? [];
+    const learnedDuration = learned.get('rpc_client_call_duration')?.histograms ?? [];
     expect(learnedDuration).toHaveLength(201);
     const other = learnedDuration.find((h) => h.labels.rpc_method === '_OTHER');
     expect(other?.count).toBe(CALLS - 200);

@@ -69,13 +69,17 @@ describe('events from other middleware', () => {
 
     const families = await scrape();
     const attempts = families.get('rpc_client_retry_attempts_total')?.samples ?? [];
-    const unary = { rpc_service: 'switchyard.testing.v1.TestService', rpc_method: 'Unary' };
+    const unary = { rpc_method: 'switchyard.testing.v1.TestService/Unary' };
     expect(
-      seriesWith(attempts, { ...unary, rpc_retry_kind: 'retry', rpc_grpc_status_code: '14' }).value,
+      seriesWith(attempts, {
+        ...unary,
+        rpc_retry_kind: 'retry',
+        rpc_response_status_code: 'UNAVAILABLE',
+      }).value,
     ).toBe(2);
     const hedge = seriesWith(attempts, { ...unary, rpc_retry_kind: 'hedge' });
     expect(hedge.value).toBe(1);
-    expect(hedge.labels.rpc_grpc_status_code).toBeUndefined();
+    expect(hedge.labels.rpc_response_status_code).toBeUndefined();
     expect(
       seriesWith(attempts, { rpc_method: '_OTHER', rpc_retry_kind: 'transparent' }).value,
     ).toBe(1);
@@ -83,8 +87,8 @@ describe('events from other middleware', () => {
     expect(attempts.reduce((sum, s) => sum + s.value, 0)).toBe(4);
     const exhausted = families.get('rpc_client_retry_budget_exhausted_total')?.samples ?? [];
     expect(
-      exhausted.map((s) => [s.labels.rpc_method, s.labels.rpc_grpc_status_code, s.value]),
-    ).toEqual([['Unary', '14', 1]]);
+      exhausted.map((s) => [s.labels.rpc_method, s.labels.rpc_response_status_code, s.value]),
+    ).toEqual([['switchyard.testing.v1.TestService/Unary', 'UNAVAILABLE', 1]]);
   });
 
   it('counts authorization decisions by method and decision, never by identity', async () => {
@@ -132,8 +136,10 @@ describe('middleware sharing a meter', () => {
     }
     const families = await scrape();
     const started = families.get('rpc_server_call_started_total')?.samples ?? [];
-    expect(started.map((s) => [s.labels.rpc_method, s.value])).toEqual([['Unary', 4]]);
-    const duration = families.get('rpc_server_duration')?.histograms ?? [];
+    expect(started.map((s) => [s.labels.rpc_method, s.value])).toEqual([
+      ['switchyard.testing.v1.TestService/Unary', 4],
+    ]);
+    const duration = families.get('rpc_server_call_duration')?.histograms ?? [];
     expect(duration.map((h) => h.count)).toEqual([4]);
   });
 });
@@ -173,15 +179,17 @@ describe('with middleware-retry', () => {
     const families = await scrape();
     const attempts = families.get('rpc_client_retry_attempts_total')?.samples ?? [];
     expect(attempts.map((s) => [s.labels.rpc_method, s.labels.rpc_retry_kind, s.value])).toEqual([
-      ['Unary', 'retry', 2],
+      ['switchyard.testing.v1.TestService/Unary', 'retry', 2],
     ]);
     const exhausted = families.get('rpc_client_retry_budget_exhausted_total')?.samples ?? [];
-    expect(exhausted.map((s) => [s.labels.rpc_method, s.value])).toEqual([['Unary', 1]]);
+    expect(exhausted.map((s) => [s.labels.rpc_method, s.value])).toEqual([
+      ['switchyard.testing.v1.TestService/Unary', 1],
+    ]);
     // The call's duration covers its retries: one OK, one UNAVAILABLE.
-    const duration = families.get('rpc_client_duration')?.histograms ?? [];
-    expect(duration.map((h) => [h.labels.rpc_grpc_status_code, h.count]).sort()).toEqual([
-      ['0', 1],
-      ['14', 1],
+    const duration = families.get('rpc_client_call_duration')?.histograms ?? [];
+    expect(duration.map((h) => [h.labels.rpc_response_status_code, h.count]).sort()).toEqual([
+      ['OK', 1],
+      ['UNAVAILABLE', 1],
     ]);
   });
 });

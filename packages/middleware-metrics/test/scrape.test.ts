@@ -1,13 +1,25 @@
+import { createRetryMiddleware } from '@switchyard/middleware-retry';
 import { withInboundCall } from '@switchyard/nice-grpc';
-import { type MetricFamily, seriesWith, type TestServiceClient } from '@switchyard/testing';
-import { type ClientError, Metadata, Status } from 'nice-grpc-common';
+import {
+  CleanupSteps,
+  createTestServiceImpl,
+  type MetricFamily,
+  seriesWith,
+  startServer,
+  type TestServiceClient,
+  TestServiceDefinition,
+} from '@switchyard/testing';
+import { createChannel, createClientFactory } from 'nice-grpc';
+import { type ClientError, Metadata, ServerError, Status } from 'nice-grpc-common';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MetricsOptions } from '../src/index.js';
+import { type MetricsOptions, metricsClientMiddleware } from '../src/index.js';
 import { measuredCallsPerTest } from './harness.js';
 
 const SERVICE = 'switchyard.testing.v1.TestService';
 
 const measured = measuredCallsPerTest();
+const measuredCleanup = new CleanupSteps();
+afterEach(() => measuredCleanup.run());
 
 function start(metrics: MetricsOptions) {
   return measured.start({
@@ -167,8 +179,94 @@ describe('a Prometheus scrape after OK / NOT_FOUND / DEADLINE_EXCEEDED calls', (
     // Nothing in the OpenTelemetry vocabulary is emitted alongside.
     expect([...families.keys()].filter((name) => name.startsWith('rpc_'))).toEqual([]);
   });
+  it('shows gRFC A66’s instruments when asked: grpc.server.call.*, grpc.client.attempt.*, grpc.client.call.duration', async () => {
+    const { server, client } = await start({
+      naming: 'grpc',
+      services: [TestServiceDefinition],
+    });
+    await knownMix(client);
+    // No in-flight gauge in A66: wait until the server has recorded the late calls.
+    await expect
+      .poll(async () => {
+        const late = (await measured.meter.scrape()).get('grpc_server_call_duration');
+        return seriesWith(late?.histograms ?? [], { grpc_status: 'DEADLINE_EXCEEDED' }).count;
+      })
+      .toBe(2);
+    const families = await measured.meter.scrape();
+    const method = { grpc_method: `${SERVICE}/Unary` };
+    const target = { ...method, grpc_target: server.address };
+    const counts = (name: string, labels: Record<string, string>) =>
+      Object.fromEntries(
+        histogram(families, name)
+          .filter((h) => Object.entries(labels).every(([k, v]) => h.labels[k] === v))
+          .map((h) => [h.labels.grpc_status, h.count]),
+      );
+    const mix = { OK: 4, NOT_FOUND: 3, DEADLINE_EXCEEDED: 2 };
+    expect(counts('grpc_server_call_duration', method)).toEqual(mix);
+    expect(counts('grpc_client_attempt_duration', target)).toEqual(mix);
+    expect(counts('grpc_client_call_duration', target)).toEqual(mix);
+    expect(families.get('grpc_server_call_duration')?.unit).toBe('s');
+    // A66's buckets, from 0 to 100 s.
+    const buckets = histogram(families, 'grpc_server_call_duration')[0]?.buckets ?? [];
+    expect([buckets[0]?.[0], buckets[1]?.[0], buckets.at(-2)?.[0]]).toEqual([0, 0.00001, 100]);
+    expect(
+      seriesWith(families.get('grpc_server_call_started_total')?.samples ?? [], method).value,
+    ).toBe(9);
+    expect(
+      seriesWith(families.get('grpc_client_attempt_started_total')?.samples ?? [], target).value,
+    ).toBe(9);
+    // Message sizes per server call and per client attempt, by status.
+    for (const name of [
+      'grpc_server_call_rcvd_total_compressed_message_size',
+      'grpc_server_call_sent_total_compressed_message_size',
+      'grpc_client_attempt_sent_total_compressed_message_size',
+      'grpc_client_attempt_rcvd_total_compressed_message_size',
+    ]) {
+      expect(families.get(name)?.unit, name).toBe('By');
+    }
+    const sent = histogram(families, 'grpc_client_attempt_sent_total_compressed_message_size');
+    expect(seriesWith(sent, { ...target, grpc_status: 'OK' }).count).toBe(4);
+    expect(seriesWith(sent, { ...target, grpc_status: 'OK' }).sum).toBeGreaterThan(0);
+    // Nothing of the other vocabularies alongside.
+    expect(
+      [...families.keys()].filter((name) => !name.startsWith('grpc_') || name.includes('handled')),
+    ).toEqual([]);
+  });
+
+  it('A66 on clients: per attempt inside middleware-retry, per call outside it', async () => {
+    const { meterProvider, scrape } = measured.meter;
+    let calls = 0;
+    const server = await startServer({
+      implementation: (backend) => ({
+        ...createTestServiceImpl({ backend }),
+        async unary() {
+          if (calls++ % 2 === 0) throw new ServerError(Status.UNAVAILABLE, 'every other call');
+          return { backend };
+        },
+      }),
+    });
+    measuredCleanup.defer(() => server.stop());
+    const channel = createChannel(server.address);
+    measuredCleanup.defer(() => channel.close());
+    const a66 = { meterProvider, naming: 'grpc', target: server.address } as const;
+    const client = createClientFactory()
+      .use(metricsClientMiddleware({ ...a66, level: 'attempt' }))
+      .use(createRetryMiddleware())
+      .use(metricsClientMiddleware({ ...a66, level: 'call' }))
+      .create(TestServiceDefinition, channel);
+    for (let i = 0; i < 3; i++) await client.unary({}, { retry: true, retryBaseDelayMs: 1 });
+    const families = await scrape();
+    const byStatus = (name: string) =>
+      Object.fromEntries(histogram(families, name).map((h) => [h.labels.grpc_status, h.count]));
+    expect(byStatus('grpc_client_attempt_duration')).toEqual({ UNAVAILABLE: 3, OK: 3 });
+    expect(byStatus('grpc_client_call_duration')).toEqual({ OK: 3 });
+    expect(families.get('grpc_client_attempt_started_total')?.samples[0]?.value).toBe(6);
+  });
 });
 
+// The middleware emit the stable conventions by default (before issue 21, the legacy ones unless
+// opted in); `rpc/dup` adds the legacy ones for a migration. The interceptors proxy-kit runs keep
+// the environment's opt-in, legacy without one.
 describe('OTEL_SEMCONV_STABILITY_OPT_IN', () => {
   const saved = process.env.OTEL_SEMCONV_STABILITY_OPT_IN;
   afterEach(() => {
@@ -177,8 +275,9 @@ describe('OTEL_SEMCONV_STABILITY_OPT_IN', () => {
   });
 
   it.each([
-    [undefined, ['rpc_client_duration', 'rpc_server_duration']],
+    [undefined, ['rpc_client_call_duration', 'rpc_server_call_duration']],
     ['rpc', ['rpc_client_call_duration', 'rpc_server_call_duration']],
+    ['http', ['rpc_client_call_duration', 'rpc_server_call_duration']],
     [
       'http,rpc/dup',
       [

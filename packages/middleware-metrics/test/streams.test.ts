@@ -7,7 +7,7 @@ import {
   TestResponse,
   TestServiceDefinition,
 } from '@switchyard/testing';
-import { ClientError, ServerError, Status } from 'nice-grpc-common';
+import { ClientError, ServerError, type Status } from 'nice-grpc-common';
 import { describe, expect, it } from 'vitest';
 import {
   type MetricsOptions,
@@ -180,11 +180,11 @@ describe('a status outside the spec', () => {
     }
     const families = await settledScrape();
     for (const side of ['server', 'client']) {
-      const codes = (families.get(`rpc_${side}_duration`)?.histograms ?? []).map((h) => [
-        h.labels.rpc_grpc_status_code,
+      const codes = (families.get(`rpc_${side}_call_duration`)?.histograms ?? []).map((h) => [
+        h.labels.rpc_response_status_code,
         h.count,
       ]);
-      expect(codes).toEqual([[String(Status.UNKNOWN), 3]]);
+      expect(codes).toEqual([['UNKNOWN', 3]]);
     }
   });
 });

@@ -52,8 +52,9 @@ describe('startTelemetry', () => {
     const response = await fetch(telemetry.prometheusUrl as string);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
     const families = parsePrometheusText(await response.text());
-    const duration = families.get('rpc_server_duration')?.histograms ?? [];
-    expect(seriesWith(duration, { rpc_service: SERVICE, rpc_method: 'Unary' }).count).toBe(1);
+    // The stable RPC conventions, the metrics middleware's default (issue 21).
+    const duration = families.get('rpc_server_call_duration')?.histograms ?? [];
+    expect(seriesWith(duration, { rpc_method: `${SERVICE}/Unary` }).count).toBe(1);
     expect(families.get('target_info')?.samples[0]?.labels).toMatchObject({
       service_name: 'checkout',
       deployment_environment_name: 'test',
