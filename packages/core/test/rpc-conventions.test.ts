@@ -39,7 +39,6 @@ describe('serviceMethods', () => {
     expect(method?.requestSize({})).toBe(JSON.stringify({ name: '' }).length);
     expect(method?.responseSize({})).toBe(3);
   });
-
 });
 
 // A grpc-js (or nice-grpc) service definition: methods by name, each with its path and serializers.

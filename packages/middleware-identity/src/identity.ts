@@ -1,12 +1,12 @@
 import {
   type AuthorizationDecisionEvent,
   authorizationDecisionChannel,
+  compileGlob,
   type Interceptor,
   type PeerIdentity,
   proxyOutcome,
   Status,
 } from '@switchyard/core';
-import { compileGlob } from '@switchyard/core';
 import { certificateIdentity, type VerifiedPeerIdentity } from './peer-identity.js';
 import { type AuthorizationPolicy, CompiledPolicy, compileAuthorizationPolicy } from './policy.js';
 

@@ -1,3 +1,4 @@
+export { compileGlob, type Glob } from '@switchyard/core';
 export {
   CertificateFileError,
   CertificateFiles,
@@ -11,7 +12,6 @@ export {
   mtlsChannelCredentials,
   mtlsServerCredentials,
 } from './credentials.js';
-export { compileGlob, type Glob } from '@switchyard/core';
 export {
   type AuthorizationOptions,
   authorizationInterceptor,

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { compileGlob, type Glob } from '@switchyard/core';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { compileGlob, type Glob } from '@switchyard/core';
 
 /**
  * Who may call what. Everything not allowed by a rule is denied.
