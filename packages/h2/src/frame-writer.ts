@@ -15,8 +15,11 @@ import {
 } from './constants.js';
 
 const SLAB_SIZE = 64 * 1024;
-/** A connection starts with a smaller slab: an idle one touches little memory either way. */
-const FIRST_SLAB_SIZE = 16 * 1024;
+/**
+ * A connection starts with a small slab — its handshake's frames fit — so that thousands of idle
+ * connections cost little; one that writes more gets a full slab at its first burst.
+ */
+const FIRST_SLAB_SIZE = 1024;
 /**
  * DATA payloads up to this size are copied next to their frame header (many frames, one write);
  * larger ones are written as they are, without a copy.

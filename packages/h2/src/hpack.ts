@@ -348,10 +348,18 @@ const SENSITIVE = new Set(['authorization', 'proxy-authorization', 'cookie', 'se
 const MAX_INDEXED_VALUE = 512;
 
 /**
+ * Where every encoder writes a block: one buffer for the process, not one per connection (an idle
+ * connection should cost little). A block is copied out before the next is encoded — encoding is
+ * synchronous and callers copy the view it returns at once.
+ */
+let scratch = Buffer.allocUnsafe(4096);
+
+/**
  * Encodes header blocks for one direction of one connection: exact repeats become one-byte
  * indexes into the static or dynamic table; new name/value pairs are inserted (Huffman-coded
  * when shorter); volatile and sensitive values are sent as literals.
  */
+
 export class HpackEncoder {
   // Dynamic table: insertion number of the newest entry for each pair and each name.
   readonly #pairs = new Map<string, Map<string, number>>();
@@ -362,7 +370,6 @@ export class HpackEncoder {
   #size = 0;
   #maxSize: number;
   #pendingSizeUpdate = -1;
-  #out: Buffer = Buffer.allocUnsafe(4096);
   #o = 0;
 
   constructor(maxTableSize = 4096) {
@@ -384,8 +391,8 @@ export class HpackEncoder {
    */
   encode(block: HeaderBlock): Buffer {
     this.#o = 0;
-    // A buffer grown for one large block is not kept for the connection's lifetime.
-    if (this.#out.length > 16 << 10) this.#out = Buffer.allocUnsafe(4096);
+    // A buffer grown for one large block is not kept for the process's lifetime.
+    if (scratch.length > 16 << 10) scratch = Buffer.allocUnsafe(4096);
     if (this.#pendingSizeUpdate >= 0) {
       this.#integer(this.#pendingSizeUpdate, 5, 0x20);
       this.#pendingSizeUpdate = -1;
@@ -414,7 +421,7 @@ export class HpackEncoder {
         this.#literal(name, value, 0x00);
       else this.#indexedLiteral(name, value);
     }
-    return this.#out.subarray(0, this.#o);
+    return scratch.subarray(0, this.#o);
   }
 
   #dynamicIndex(id: number): number {
@@ -477,26 +484,26 @@ export class HpackEncoder {
   }
 
   #reserve(bytes: number): void {
-    if (this.#o + bytes <= this.#out.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#out.length * 2, this.#o + bytes));
-    this.#out.copy(next, 0, 0, this.#o);
-    this.#out = next;
+    if (this.#o + bytes <= scratch.length) return;
+    const next = Buffer.allocUnsafe(Math.max(scratch.length * 2, this.#o + bytes));
+    scratch.copy(next, 0, 0, this.#o);
+    scratch = next;
   }
 
   #integer(value: number, prefixBits: number, flags: number): void {
     this.#reserve(6);
     const max = (1 << prefixBits) - 1;
     if (value < max) {
-      this.#out[this.#o++] = flags | value;
+      scratch[this.#o++] = flags | value;
       return;
     }
-    this.#out[this.#o++] = flags | max;
+    scratch[this.#o++] = flags | max;
     value -= max;
     while (value >= 128) {
-      this.#out[this.#o++] = (value % 128) | 0x80;
+      scratch[this.#o++] = (value % 128) | 0x80;
       value = Math.floor(value / 128);
     }
-    this.#out[this.#o++] = value;
+    scratch[this.#o++] = value;
   }
 
   #string(text: string, huffman: boolean): void {
@@ -505,13 +512,13 @@ export class HpackEncoder {
       if (coded.length < text.length) {
         this.#integer(coded.length, 7, 0x80);
         this.#reserve(coded.length);
-        coded.copy(this.#out, this.#o);
+        coded.copy(scratch, this.#o);
         this.#o += coded.length;
         return;
       }
     }
     this.#integer(text.length, 7, 0);
     this.#reserve(text.length);
-    this.#o += this.#out.write(text, this.#o, 'latin1');
+    this.#o += scratch.write(text, this.#o, 'latin1');
   }
 }

@@ -13,6 +13,13 @@ export interface H2Options {
   streamWindow?: number;
   /** Receive window of the whole connection. Default 16 MiB. */
   connectionWindow?: number;
+  /**
+   * Received DATA a connection may hold that its streams' owners have not yet handed on
+   * ({@link H2Stream.consume}). Below it the connection window is given back as DATA arrives, so
+   * a stream whose reader stalls holds only its own window and does not stall the others; beyond
+   * it, only as owners hand bytes on — what one connection buffers stays bounded. Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE: larger received blocks are marked `oversize`. Default 64 KiB. */
   maxHeaderListSize?: number;
 
@@ -73,6 +80,7 @@ export interface Limits {
   maxConcurrentStreams: number;
   streamWindow: number;
   connectionWindow: number;
+  maxBufferedBytes: number;
   maxHeaderListSize: number;
   maxHeaderBlockBytes: number;
   maxContinuationFrames: number;
@@ -92,6 +100,7 @@ export function resolveOptions(options: H2Options, role: 'client' | 'server'): L
     maxConcurrentStreams = 1000,
     streamWindow = 1 << 20,
     connectionWindow = 16 << 20,
+    maxBufferedBytes = 64 << 20,
     maxHeaderListSize = 64 << 10,
     maxHeaderBlockBytes = 4 * maxHeaderListSize,
     maxContinuationFrames = 16,
@@ -109,6 +118,7 @@ export function resolveOptions(options: H2Options, role: 'client' | 'server'): L
     maxConcurrentStreams,
     streamWindow,
     connectionWindow,
+    maxBufferedBytes,
     maxHeaderListSize,
     maxHeaderBlockBytes,
     maxContinuationFrames,

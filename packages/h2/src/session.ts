@@ -120,6 +120,10 @@ export class Session implements FrameSink {
   #sendWindow = DEFAULT_WINDOW;
   #recvWindow = DEFAULT_WINDOW;
   #unacked = 0;
+  /** DATA received on streams that their owners have not handed on. */
+  #buffered = 0;
+  /** Of that, what arrived beyond `maxBufferedBytes`: its connection window is still withheld. */
+  #withheld = 0;
   #blocked: Stream[] = [];
   // Stream ids (§5.1.1).
   #nextStreamId: number;
@@ -380,8 +384,7 @@ export class Session implements FrameSink {
     // Never grant back more than was received: the peer's window would overflow (§6.9.1).
     if (bytes > stream.unconsumed) bytes = stream.unconsumed;
     if (bytes <= 0) return;
-    stream.unconsumed -= bytes;
-    this.#credit(bytes);
+    this.#release(stream, bytes);
     if (!stream.receivable) return;
     stream.unacked += bytes;
     if (stream.unacked >= this.#limits.streamWindow >>> 2) {
@@ -485,13 +488,30 @@ export class Session implements FrameSink {
     this.#scheduleFlush();
   }
 
-  /** DATA that reached a stream but not its owner: the connection window goes back at once. */
-  #discard(stream: Stream, length: number): void {
-    stream.unconsumed -= length;
-    this.#credit(length);
+  /**
+   * DATA for `stream` is held until its owner hands it on. The connection window is given back on
+   * receipt (as grpc-go does): a stream whose reader stalls holds at most its own window and
+   * cannot stall the connection's other streams — up to `maxBufferedBytes` held in all.
+   */
+  #hold(stream: Stream, length: number): void {
+    stream.unconsumed += length;
+    this.#buffered += length;
+    if (this.#buffered <= this.#limits.maxBufferedBytes) this.#credit(length);
+    else this.#withheld += length;
   }
 
-  /** Connection window spent by DATA the owner has handed on, or that never reached a stream. */
+  /** Held bytes handed on, or dropped: window withheld at the cap goes back with them. */
+  #release(stream: Stream, bytes: number): void {
+    stream.unconsumed -= bytes;
+    this.#buffered -= bytes;
+    if (this.#withheld > 0) {
+      const owed = Math.min(this.#withheld, bytes);
+      this.#withheld -= owed;
+      this.#credit(owed);
+    }
+  }
+
+  /** Connection window spent by DATA received: granted back in batches. */
   #credit(bytes: number): void {
     this.#unacked += bytes;
     if (this.#unacked >= this.#limits.connectionWindow >>> 2) {
@@ -615,9 +635,9 @@ export class Session implements FrameSink {
       return;
     }
     stream.recvWindow -= length;
-    stream.unconsumed += length;
+    this.#hold(stream, length);
     if (stream.recvWindow < 0) {
-      this.#discard(stream, length);
+      this.#release(stream, length);
       this.#streamError(stream, streamId, FLOW_CONTROL_ERROR);
       return;
     }
@@ -625,7 +645,7 @@ export class Session implements FrameSink {
     if (length === 0 && !endStream) this.#countEmpty();
     if (!stream.headersReceived) {
       // §8.1: a response starts with its HEADERS.
-      this.#discard(stream, length);
+      this.#release(stream, length);
       this.#streamError(stream, streamId, PROTOCOL_ERROR);
       return;
     }
@@ -636,7 +656,7 @@ export class Session implements FrameSink {
         stream.receivedLength > stream.expectedLength ||
         (endStream && stream.receivedLength !== stream.expectedLength)
       ) {
-        this.#discard(stream, length);
+        this.#release(stream, length);
         this.#streamError(stream, streamId, PROTOCOL_ERROR);
         return;
       }

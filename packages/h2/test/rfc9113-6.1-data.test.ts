@@ -86,7 +86,7 @@ describe('§6.1 DATA', () => {
   it('DATA beyond the connection window is a connection error (FLOW_CONTROL_ERROR)', async () => {
     // An owner that never hands the bytes on: nothing is granted back.
     const small = await startServer(
-      { connectionWindow: 65_535, streamWindow: 1 << 20 },
+      { connectionWindow: 65_535, streamWindow: 1 << 20, maxBufferedBytes: 0 },
       (stream) => {
         stream.handler = { onHeaders() {}, onData() {}, onReset() {} };
       },

@@ -195,4 +195,71 @@ describe('§6.9.2 initial flow-control window size', () => {
     expect(await peer.reset(1)).toBe(0x3);
     await server.close();
   });
+
+  describe('connection window given back on receipt, up to maxBufferedBytes held', () => {
+    // A connection window of 65,535 (no initial update) and streams of 65,535 whose owners hold
+    // every byte: without credit on receipt, two stalled streams would exhaust the connection.
+    async function stalledServer(maxBufferedBytes: number) {
+      const held: { stream: H2Stream; bytes: number }[] = [];
+      const server = await startServer(
+        { streamWindow: 65_535, connectionWindow: 65_535, maxBufferedBytes },
+        (stream) => {
+          stream.handler = {
+            onHeaders() {},
+            onData: (s, d) => {
+              held.push({ stream: s, bytes: d.length });
+            },
+            onReset() {},
+          };
+        },
+      );
+      const release = () => {
+        for (const h of held.splice(0)) h.stream.consume(h.bytes);
+      };
+      return { server, release };
+    }
+    const credit = (frames: { type: number; stream: number; payload: Buffer }[]) =>
+      frames
+        .filter((f) => f.type === T.WINDOW_UPDATE && f.stream === 0)
+        .reduce((n, f) => n + f.payload.readUInt32BE(0), 0);
+    // 48,000 bytes a stream: what fits the connection window while up to a quarter of it
+    // (16,383) may wait, unacknowledged, for the next batched update.
+    const chunk = Buffer.alloc(16_000);
+    function stall(peer: Awaited<ReturnType<typeof rawClient>>, id: number): void {
+      peer.send(peer.headers(id, HOLD));
+      for (let i = 0; i < 3; i++) peer.send(frame(T.DATA, 0, id, chunk));
+    }
+
+    it('a stalled stream cannot stall the connection: its DATA is credited on receipt', async () => {
+      const { server } = await stalledServer(64 << 20);
+      const peer = await rawClient(server.port);
+      for (let n = 1; n <= 5; n++) {
+        stall(peer, 2 * n - 1);
+        await expect.poll(() => credit(peer.frames)).toBeGreaterThan(n * 48_000 - 16_383);
+      }
+      // 240,000 bytes held for owners that hand none on, on a connection window of 65,535.
+      expect(await peer.alive()).toBe(true);
+      expect(peer.frames.some((f) => f.type === T.GOAWAY)).toBe(false);
+      peer.close();
+      await server.close();
+    });
+
+    it('beyond maxBufferedBytes the window is withheld until owners hand bytes on', async () => {
+      const { server, release } = await stalledServer(100_000);
+      const peer = await rawClient(server.port);
+      for (let n = 1; n <= 2; n++) {
+        stall(peer, 2 * n - 1);
+        await expect.poll(() => credit(peer.frames)).toBeGreaterThan(n * 48_000 - 16_383);
+      }
+      stall(peer, 5);
+      expect(await peer.alive()).toBe(true);
+      // 144,000 bytes held; credit stops at the 100,000 cap.
+      const atCap = credit(peer.frames);
+      expect(atCap).toBeLessThanOrEqual(100_000);
+      release();
+      await expect.poll(() => credit(peer.frames)).toBeGreaterThan(144_000 - 16_383);
+      peer.close();
+      await server.close();
+    });
+  });
 });

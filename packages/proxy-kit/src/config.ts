@@ -17,7 +17,6 @@ import {
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { ConnectionPoolOptions } from './connection-pool.js';
-import type { HealthCheckOptions } from './health-check.js';
 import { type ListenerOptions, parseListenAddress } from './listener.js';
 import type { ProxyOptions, RouteDefinition, UpstreamDefinition } from './proxy.js';
 
@@ -47,6 +46,22 @@ const listenSchema = z.preprocess(
     streamWindowBytes: bytes.optional(),
     connectionWindowBytes: bytes.optional(),
     maxHeaderListBytes: bytes.optional(),
+    maxConnections: positiveInt.optional(),
+    handshakeTimeout: duration.optional(),
+    idleTimeout: duration.optional(),
+    limits: z
+      .strictObject({
+        maxHeaderBlockBytes: bytes.optional(),
+        maxContinuationFrames: positiveInt.optional(),
+        headerBlockTimeout: duration.optional(),
+        maxPingsPerSecond: positiveInt.optional(),
+        maxSettingsPerSecond: positiveInt.optional(),
+        maxEmptyFramesPerSecond: positiveInt.optional(),
+        maxResetsPerSecond: positiveInt.optional(),
+        maxQueuedOutputBytes: bytes.optional(),
+        settingsTimeout: duration.optional(),
+      })
+      .optional(),
   }),
 );
 
@@ -342,8 +357,23 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     }
   };
   const { listen } = config;
-  const { tls, ...listenRest } = listen;
-  const listener: ListenerOptions = listenRest;
+  const { tls, handshakeTimeout, idleTimeout, limits, ...listenRest } = listen;
+  const listener: ListenerOptions = {
+    ...listenRest,
+    handshakeTimeoutMs: handshakeTimeout,
+    idleTimeoutMs: idleTimeout,
+    limits: limits && {
+      maxHeaderBlockBytes: limits.maxHeaderBlockBytes,
+      maxContinuationFrames: limits.maxContinuationFrames,
+      headerBlockTimeoutMs: limits.headerBlockTimeout,
+      maxPingsPerSecond: limits.maxPingsPerSecond,
+      maxSettingsPerSecond: limits.maxSettingsPerSecond,
+      maxEmptyFramesPerSecond: limits.maxEmptyFramesPerSecond,
+      maxResetsPerSecond: limits.maxResetsPerSecond,
+      maxQueuedOutputBytes: limits.maxQueuedOutputBytes,
+      settingsTimeoutMs: limits.settingsTimeout,
+    },
+  };
   if (tls) {
     listener.tls = {
       cert: read(tls.cert, 'listen.tls.cert'),

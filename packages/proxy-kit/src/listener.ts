@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import { type InboundConnection, ProxyCall } from './proxy-call.js';
 import type { Service } from './service.js';
 
+const serve = (call: ProxyCall, service: Service) => call.serve(service);
+
 /** Options of the inbound side. */
 export interface ListenerOptions {
   /** `host:port` to listen on; port 0 picks a free one. */
@@ -26,6 +28,27 @@ export interface ListenerOptions {
   maxHeaderListBytes?: number;
   /** A client must send the HTTP/2 preface and SETTINGS within this long. Default 10 s. */
   handshakeTimeoutMs?: number;
+  /** A client connection without calls for this long is closed (GOAWAY). Default 5 min. */
+  idleTimeoutMs?: number;
+  /** Client connections at once; more are refused at accept. Default 10,000. */
+  maxConnections?: number;
+  /**
+   * The HTTP/2 flood limits of every client connection (`@switchyard/h2`'s options: CONTINUATION
+   * frames per header block, PING/SETTINGS/empty-frame/reset rates, queued output…); each ends a
+   * connection that crosses it with GOAWAY ENHANCE_YOUR_CALM. Defaults: the package's.
+   */
+  limits?: Pick<
+    H2Options,
+    | 'maxHeaderBlockBytes'
+    | 'maxContinuationFrames'
+    | 'headerBlockTimeoutMs'
+    | 'maxPingsPerSecond'
+    | 'maxSettingsPerSecond'
+    | 'maxEmptyFramesPerSecond'
+    | 'maxResetsPerSecond'
+    | 'maxQueuedOutputBytes'
+    | 'settingsTimeoutMs'
+  >;
 }
 
 /**
@@ -48,6 +71,8 @@ export class ProxyListener {
       // A client that connects and never completes the HTTP/2 preface and SETTINGS must not
       // hold a connection for ever.
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      idleTimeoutMs: options.idleTimeoutMs,
+      ...options.limits,
     };
     const connections = this.#connections;
     const accept = (socket: Socket) => {
@@ -56,8 +81,11 @@ export class ProxyListener {
         socket,
         'server',
         {
-          onStream: (stream, headers, endStream) =>
-            new ProxyCall(stream, headers, endStream, inbound).serve(service),
+          onStream: (stream, headers, endStream) => {
+            // Served once the rest of the bytes read with it are parsed: a stream the client
+            // resets in the same read ("rapid reset", CVE-2023-44487) costs no upstream work.
+            process.nextTick(serve, new ProxyCall(stream, headers, endStream, inbound), service);
+          },
           onReady: () => {},
           onGoaway: () => {},
           onCapacity: () => {},
@@ -84,6 +112,8 @@ export class ProxyListener {
     } else {
       this.#server = createTcpServer(accept);
     }
+    // Refused at accept beyond it: a flood of connections cannot exhaust descriptors or memory.
+    this.#server.maxConnections = options.maxConnections ?? 10_000;
   }
 
   /** Starts listening; resolves with the bound address. */

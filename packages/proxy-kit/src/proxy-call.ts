@@ -111,6 +111,8 @@ export class ProxyCall implements StreamHandler, CallTransport {
    * any layer runs (INTERNAL, as grpc-go answers it).
    */
   serve(service: Service): void {
+    // Reset by the client already: nothing to do, nothing to answer.
+    if (this.#done) return;
     const timeout = this.#headers.get('grpc-timeout');
     if (timeout !== undefined) {
       try {

@@ -1,10 +1,11 @@
+import { connect } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createTestClient,
   createTestServiceImpl,
   type RunningTestServer,
   startServer,
-  type TestRequest,
+  TestRequest,
 } from '@switchyard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ProxyProcess, residentMemory, startProxyProcess } from './support/proxy-process.js';
@@ -74,6 +75,46 @@ describe('streaming through the proxy binary', () => {
     expect(bytes).toBe(256 * 2 ** 20);
     expect(peak).toBeLessThan(150 * 2 ** 20);
   }, 120_000);
+
+  it('readers that stall do not stall the calls sharing their upstream connection', async () => {
+    // 24 response streams to a client whose window is 0: the proxy holds up to a stream window
+    // (1 MiB) of each upstream — 24 MiB on one upstream connection, more than its 16 MiB window.
+    const stalled = connect(`http://${proxy.address}`, { settings: { initialWindowSize: 0 } });
+    stalled.on('error', () => {});
+    const message = Buffer.from(
+      TestRequest.encode(
+        TestRequest.fromPartial({ payload: 'stalled', responseSize: 64 << 10, responseCount: 64 }),
+      ).finish(),
+    );
+    const framed = Buffer.alloc(5 + message.length);
+    framed.writeUInt32BE(message.length, 1);
+    message.copy(framed, 5);
+    for (let i = 0; i < 24; i++) {
+      const stream = stalled.request({
+        ':method': 'POST',
+        ':path': '/switchyard.testing.v1.TestService/ServerStream',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      stream.on('error', () => {});
+      stream.end(framed);
+    }
+    // Time for the backend to fill every stalled stream's window.
+    await sleep(500);
+    const { client, close } = createTestClient(proxy.address);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const response = await client.unary(
+          { payload: `beside ${i}`, responseSize: 64 << 10 },
+          { signal: AbortSignal.timeout(5_000) },
+        );
+        expect(response.payload).toBe(`beside ${i}`);
+      }
+    } finally {
+      close();
+      stalled.destroy();
+    }
+  });
 
   it('carries a bidi ping-pong of 10,000 messages in order', async () => {
     const { client, close } = createTestClient(proxy.address);
