@@ -10,14 +10,13 @@ import {
   seriesWith,
   startOtlpReceiver,
 } from '@switchyard/testing';
-import { Status } from 'nice-grpc-common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The example apps run as they would outside docker: `node dist/app.js`, configured by the
 // environment, exporting traces over OTLP (here to a receiver in the test) and serving metrics.
 
 const dist = (script: string) => fileURLToPath(new URL(`../dist/${script}`, import.meta.url));
-const METHOD = 'switchyard.testing.v1.TestService/Unary';
+const METHOD = 'shop.v1.Shop/GetOrder';
 
 interface Started {
   service: string;
@@ -101,32 +100,34 @@ describe('the example apps, run with node', () => {
   it('show per-method metrics on their scrape endpoints', async () => {
     for (const service of ['frontend', 'orders', 'inventory']) {
       const families = await scrape(service);
-      const duration = families.get('rpc_server_duration')?.histograms ?? [];
-      const count = (code: Status) =>
-        seriesWith(duration, { rpc_method: 'Unary', rpc_grpc_status_code: String(code) }).count;
-      expect([count(Status.OK), count(Status.NOT_FOUND)], service).toEqual([16, 2]);
+      const duration = families.get('rpc_server_call_duration')?.histograms ?? [];
+      const count = (code: string) =>
+        seriesWith(duration, { rpc_method: METHOD, rpc_response_status_code: code }).count;
+      expect([count('OK'), count('NOT_FOUND')], service).toEqual([16, 2]);
       // Deadlines propagate: every hop gave up on the two slow calls. Each server records
       // DEADLINE_EXCEEDED when its own deadline fires first, CANCELLED when its caller's deadline
       // timer cancels the call a moment before (the same race as in any gRPC implementation).
       await expect
         .poll(async () => {
-          const late = (await scrape(service)).get('rpc_server_duration')?.histograms ?? [];
+          const late = (await scrape(service)).get('rpc_server_call_duration')?.histograms ?? [];
           return late
-            .filter((h) =>
-              [Status.DEADLINE_EXCEEDED, Status.CANCELLED]
-                .map(String)
-                .includes(h.labels.rpc_grpc_status_code as string),
+            .filter(
+              (h) =>
+                h.labels.rpc_method === METHOD &&
+                ['DEADLINE_EXCEEDED', 'CANCELLED'].includes(
+                  h.labels.rpc_response_status_code as string,
+                ),
             )
             .reduce((sum, h) => sum + h.count, 0);
         })
         .toBe(2);
       expect(families.get('target_info')?.samples[0]?.labels.service_name).toBe(service);
       if (service !== 'inventory') {
-        const client = families.get('rpc_client_duration')?.histograms ?? [];
+        const client = families.get('rpc_client_call_duration')?.histograms ?? [];
         const next = apps.get(service === 'frontend' ? 'orders' : 'inventory') as Started;
         expect(
           seriesWith(client, {
-            rpc_grpc_status_code: '0',
+            rpc_response_status_code: 'OK',
             server_port: next.grpc.split(':')[1] as string,
           }).count,
         ).toBe(16);

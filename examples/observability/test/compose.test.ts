@@ -41,7 +41,7 @@ function hostPort(address: string): [string, number] {
 
 /** The port an app serves (gRPC or metrics), as its environment tells app.ts and telemetry. */
 function grpcPort(service: ComposeService): number {
-  return hostPort(service.environment?.GRPC_ADDRESS ?? '0.0.0.0:50051')[1];
+  return hostPort(service.environment?.GRPC_ADDRESS ?? '127.0.0.1:50051')[1];
 }
 function metricsPort(service: ComposeService): number {
   return Number(service.environment?.OTEL_EXPORTER_PROMETHEUS_PORT ?? 9464);
@@ -52,7 +52,17 @@ describe('docker-compose.yml', () => {
     const jaeger = services.jaeger;
     expect(jaeger?.image).toMatch(/^jaegertracing\/all-in-one:\d+\.\d+\.\d+$/);
     expect(jaeger?.environment?.COLLECTOR_OTLP_ENABLED).toBe('true');
-    expect(jaeger?.ports).toEqual(['16686:16686', '4317:4317', '4318:4318']);
+    expect(jaeger?.ports).toEqual([
+      '127.0.0.1:16686:16686',
+      '127.0.0.1:4317:4317',
+      '127.0.0.1:4318:4318',
+    ]);
+  });
+
+  it("publishes every port on the host's loopback only", () => {
+    const published = Object.values(services).flatMap((service) => service.ports ?? []);
+    expect(published.length).toBeGreaterThanOrEqual(6);
+    for (const port of published) expect(port).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
   });
 
   it('runs Prometheus on the config file next to it', () => {
@@ -73,7 +83,7 @@ describe('docker-compose.yml', () => {
       'orders',
     ]);
     for (const [name, app] of apps) {
-      expect(app.image).toMatch(/^node:20/);
+      expect(app.image).toMatch(/^node:24-/);
       // The repository is mounted at /repo and the command runs this example's build output.
       expect(app.volumes).toContain('../..:/repo:ro');
       expect(app.working_dir).toBe('/repo/examples/observability');
@@ -83,9 +93,14 @@ describe('docker-compose.yml', () => {
       );
       const endpoint = new URL(app.environment?.OTEL_EXPORTER_OTLP_ENDPOINT ?? '');
       expect(endpoint.hostname).toBe('jaeger');
-      expect(services.jaeger?.ports).toContain(`${endpoint.port}:${endpoint.port}`);
+      expect(services.jaeger?.ports).toContain(`127.0.0.1:${endpoint.port}:${endpoint.port}`);
       expect(app.environment?.OTEL_EXPORTER_OTLP_PROTOCOL).toBe('http/protobuf');
-      if (name !== 'loadgen') expect(app.environment?.SERVICE).toBe(name);
+      if (name !== 'loadgen') {
+        expect(app.environment?.SERVICE).toBe(name);
+        // The apps bind loopback unless told otherwise; other containers must reach them.
+        expect(hostPort(app.environment?.GRPC_ADDRESS ?? '')[0]).toBe('0.0.0.0');
+        expect(app.environment?.OTEL_EXPORTER_PROMETHEUS_HOST).toBe('0.0.0.0');
+      }
     }
     const next = (name: string) => services[name]?.environment?.NEXT;
     expect([next('frontend'), next('orders'), next('inventory')]).toEqual([
