@@ -4,6 +4,7 @@ import type { Discovery, DiscoveryUpdate, Endpoint } from '@switchyard/discovery
 import type { Logger } from 'pino';
 import type { ProxyCall } from './proxy-call.js';
 import type { Service } from './service.js';
+import type { EndpointStats } from './stats.js';
 import type { UpstreamCall } from './upstream-call.js';
 
 /** What the endpoint stack of one endpoint is built from. */
@@ -11,17 +12,34 @@ export interface EndpointTarget {
   readonly endpoint: Endpoint;
   /** Connections to the endpoint fail: asks discovery to re-resolve. */
   connectionFailed(reason: string): void;
+  /** The endpoint's counters, which its breaker and pool add to. */
+  readonly stats: EndpointStats;
+}
+
+/** Where the counters of each endpoint come from and go back to when it leaves. */
+export interface EndpointStatsSource {
+  acquire(address: string): EndpointStats;
+  release(address: string): void;
+}
+
+/** One balanced endpoint, as the admin API shows it. */
+export interface BalancedEndpointView {
+  readonly address: string;
+  readonly service: Service;
+  readonly load: Load;
+  readonly stats: EndpointStats;
 }
 
 /** Builds the per-endpoint service (breaker, connection pool, …) for a discovered endpoint. */
 export type EndpointStack = (target: EndpointTarget) => Service;
 
 /** One endpoint as the balancer sees it: its service and its load record. */
-class BalancedEndpoint implements Balanceable {
+class BalancedEndpoint implements Balanceable, BalancedEndpointView {
   constructor(
     readonly address: string,
     readonly service: Service,
     readonly load: Load,
+    readonly stats: EndpointStats,
   ) {}
 
   /**
@@ -29,8 +47,9 @@ class BalancedEndpoint implements Balanceable {
    * as Linkerd takes it at the response headers), or that it ended without one.
    */
   call(call: Call): Promise<Outcome> {
-    const { load } = this;
+    const { load, stats } = this;
     const startedAt = load.start();
+    const statsStartedAt = stats.start();
     let settled = false;
     const onResponse = () => {
       if (settled) return;
@@ -40,6 +59,7 @@ class BalancedEndpoint implements Balanceable {
     const attempt: UpstreamCall = { ...call, endpoint: this.address, onResponse };
     return this.service.call(attempt).then((outcome) => {
       onResponse();
+      stats.finish(statsStartedAt, outcome.status);
       return outcome;
     });
   }
@@ -50,10 +70,11 @@ class BalancedEndpoint implements Balanceable {
  * among the ready ones. Endpoints that discovery drops leave the balancer at once and are closed
  * gracefully — calls in flight finish on their connections, which close when idle.
  */
-class Balance implements Service {
+class Balance implements BalanceService {
   readonly #balancer: Balancer;
   readonly #discovery: Discovery;
   readonly #endpointStack: EndpointStack;
+  readonly #stats: EndpointStatsSource;
   readonly #logger: Logger;
   readonly #endpoints = new Map<string, BalancedEndpoint>();
   #list: BalancedEndpoint[] = [];
@@ -66,10 +87,17 @@ class Balance implements Service {
     for (const listener of this.#listeners) listener();
   };
 
-  constructor(balancer: Balancer, discovery: Discovery, stack: EndpointStack, logger: Logger) {
+  constructor(
+    balancer: Balancer,
+    discovery: Discovery,
+    stack: EndpointStack,
+    logger: Logger,
+    stats: EndpointStatsSource,
+  ) {
     this.#balancer = balancer;
     this.#discovery = discovery;
     this.#endpointStack = stack;
+    this.#stats = stats;
     this.#logger = logger;
     this.#unsubscribe = discovery.subscribe((update) => this.#update(update));
   }
@@ -100,6 +128,14 @@ class Balance implements Service {
     this.#listeners.push(listener);
   }
 
+  get balancerName(): string {
+    return this.#balancer.name;
+  }
+
+  endpoints(): readonly BalancedEndpointView[] {
+    return this.#list;
+  }
+
   notReadyReason(): string {
     if (this.#list.length === 0) return 'discovery lists no endpoints';
     return this.#list.map((e) => `${e.address}: ${e.service.notReadyReason()}`).join('; ');
@@ -107,7 +143,9 @@ class Balance implements Service {
 
   async close(): Promise<void> {
     this.#unsubscribe();
-    const closing = this.#list.map((e) => e.service.close());
+    const closing = this.#list.map((e) =>
+      e.service.close().then(() => this.#stats.release(e.address)),
+    );
     this.#list = [];
     this.#endpoints.clear();
     await Promise.all([...closing, ...this.#draining]);
@@ -121,20 +159,23 @@ class Balance implements Service {
       this.#logger.info({ endpoint: address }, 'endpoint removed; draining');
       const drained = endpoint.service.close().then(() => {
         this.#draining.delete(drained);
+        this.#stats.release(address);
         this.#logger.info({ endpoint: address }, 'endpoint drained');
       });
       this.#draining.add(drained);
     }
     for (const [address, endpoint] of current) {
       if (this.#endpoints.has(address)) continue;
+      const stats = this.#stats.acquire(address);
       const service = this.#endpointStack({
         endpoint,
         connectionFailed: (reason) => this.#discovery.refresh(`${address}: ${reason}`),
+        stats,
       });
       service.onReady(this.#notify);
       this.#endpoints.set(
         address,
-        new BalancedEndpoint(address, service, this.#balancer.newLoad()),
+        new BalancedEndpoint(address, service, this.#balancer.newLoad(), stats),
       );
       this.#logger.info({ endpoint: address }, 'endpoint added');
     }
@@ -151,12 +192,21 @@ function avoidTried(ready: BalancedEndpoint[], tried: readonly string[]): void {
   if (kept > 0) ready.length = kept;
 }
 
+/** The balancer over an upstream's endpoints, which the admin API can list. */
+export interface BalanceService extends Service {
+  /** The balancer's name (`p2c-ewma`…). */
+  readonly balancerName: string;
+  /** The endpoints discovery lists now, in its order. */
+  endpoints(): readonly BalancedEndpointView[];
+}
+
 /** The balancing service over a live set of endpoints, each built by `stack`. */
 export function balance(
   balancer: Balancer,
   discovery: Discovery,
   stack: EndpointStack,
   logger: Logger,
-): Service {
-  return new Balance(balancer, discovery, stack, logger);
+  stats: EndpointStatsSource,
+): BalanceService {
+  return new Balance(balancer, discovery, stack, logger, stats);
 }

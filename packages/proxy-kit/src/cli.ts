@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
-import { ConfigError, loadConfigFile, resolveConfig, validateConfig } from './config.js';
-import { serve } from './serve.js';
+import { pino, stdTimeFunctions } from 'pino';
+import type { AccessLogOptions } from './access-log.js';
+import {
+  ConfigError,
+  loadConfigFile,
+  type ProxyConfig,
+  resolveConfig,
+  validateConfig,
+} from './config.js';
+import { parseListenAddress } from './listener.js';
+import { StartupError, serve } from './serve.js';
 import { superviseWorkers } from './workers.js';
 
 const USAGE = `Usage: proxy-kit --config proxy.yaml
        proxy-kit --upstream host:port[,host:port…] [options]
+       proxy-kit stat [--admin host:port] [--once] [--json]
 
 Options (each overrides the config file):
   --config <file>       YAML configuration (see the README for every key)
@@ -16,7 +25,14 @@ Options (each overrides the config file):
   --balancer <name>     p2c-ewma (default) | p2c-least-request | round-robin
   --workers <n>         proxy processes sharing the port (default: number of cores)
   --log-level <level>   fatal | error | warn | info (default) | debug | trace | silent
+  --admin <host:port>   admin listener: /metrics /live /ready /endpoints /routes /config
+                        (off unless given; loopback only unless the host says otherwise)
+  --access-log <rate>   an access log line per call for this share of calls (0-1), and
+                        for every failed call
   --help                this text
+
+The config file is read again on SIGHUP and when it changes; an invalid one is rejected
+and the running configuration stays in force.
 `;
 
 // Which flag set a top-level key, for error messages about flag values.
@@ -46,6 +62,8 @@ function configFromArgs(argv: string[]) {
         balancer: { type: 'string' },
         workers: { type: 'string' },
         'log-level': { type: 'string' },
+        admin: { type: 'string' },
+        'access-log': { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -71,30 +89,90 @@ function configFromArgs(argv: string[]) {
       .filter(Boolean);
     overrides.discovery = { type: 'static', endpoints };
   }
-  if (typeof flags.config === 'string') return loadConfigFile(flags.config, overrides);
-  if (overrides.discovery === undefined) fail(`give --config or --upstream\n\n${USAGE}`);
-  return validateConfig(overrides, { where: (key) => FLAG_OF[String(key[0])] ?? 'flags' });
+  const admin = typeof flags.admin === 'string' ? flags.admin : undefined;
+  if (admin !== undefined) {
+    try {
+      parseListenAddress(admin);
+    } catch (error) {
+      fail(`--admin: ${(error as Error).message}`);
+    }
+  }
+  let accessLog: AccessLogOptions | undefined;
+  if (typeof flags['access-log'] === 'string') {
+    const rate = Number(flags['access-log']);
+    if (flags['access-log'] === '' || !(rate >= 0 && rate <= 1)) {
+      fail(`--access-log: expected a share of calls from 0 to 1, got "${flags['access-log']}"`);
+    }
+    accessLog = { sampleRate: rate };
+  }
+  const file = typeof flags.config === 'string' ? flags.config : undefined;
+  if (file === undefined && overrides.discovery === undefined) {
+    fail(`give --config or --upstream\n\n${USAGE}`);
+  }
+  const load = () =>
+    file !== undefined
+      ? loadConfigFile(file, overrides)
+      : validateConfig(overrides, { where: (key) => FLAG_OF[String(key[0])] ?? 'flags' });
+  return { load, file, admin, accessLog };
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'stat') {
+    await (await import('./stat.js')).statCommand(argv.slice(1));
+    return;
+  }
+  const { load, file, admin, accessLog } = configFromArgs(argv);
+  let raw: ProxyConfig;
   let config: ReturnType<typeof resolveConfig>;
   try {
-    config = resolveConfig(configFromArgs(process.argv.slice(2)));
+    raw = load();
+    config = resolveConfig(raw);
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
+  // The admin reports one process's balancers, so with it the default is one worker; more
+  // workers, each with its own balancer state, would each need an admin of their own.
+  const workers = admin !== undefined && raw.workers === undefined ? 1 : config.workers;
+  if (admin !== undefined && workers > 1) {
+    fail(
+      `--admin needs workers: 1 (got ${workers}): each worker balances on its own, and one admin ` +
+        'listener would show one of them; run one proxy-kit per core instead',
+    );
+  }
   const logger = pino({
     level: config.logLevel,
+    // ISO times and level names: what an operator reads, and what log shippers parse.
+    timestamp: stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
     base: { pid: process.pid, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) },
   });
-  if (config.workers > 1 && cluster.isPrimary) {
-    superviseWorkers(config.workers, config.graceMs, logger);
+  if (workers > 1 && cluster.isPrimary) {
+    superviseWorkers(workers, config.graceMs, logger);
     return;
   }
   try {
-    await serve(config, logger);
+    await serve(config, logger, {
+      admin: admin === undefined ? undefined : { address: admin },
+      accessLog,
+      shownConfig: raw,
+      reload: () => {
+        const next = load();
+        return { config: resolveConfig(next), shown: next };
+      },
+      watch: file,
+    });
   } catch (error) {
+    // Start-up failures the operator can fix get one line and exit code 2, like a bad config.
+    // (TelemetryConfigError by name: importing the class would load the SDK into every proxy.)
+    if (
+      error instanceof StartupError ||
+      error instanceof ConfigError ||
+      (error as Error).name === 'TelemetryConfigError'
+    ) {
+      fail((error as Error).message);
+    }
     logger.fatal({ err: error }, 'proxy failed to start');
     logger.flush();
     process.exit(1);

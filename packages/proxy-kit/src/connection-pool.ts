@@ -77,6 +77,11 @@ export class ConnectionPool implements Service, ConnectionEvents {
     return this.#available() !== undefined;
   }
 
+  /** HTTP/2 connections open or opening to the endpoint, for the admin API. */
+  get connectionCount(): number {
+    return this.#connections.length;
+  }
+
   call(call: Call): Promise<Outcome> {
     const connection = this.#available()!;
     // Every call on the proxy's data plane is an attempt of one proxied call.

@@ -1,3 +1,6 @@
+export * from './access-log.js';
+export * from './admin.js';
+export type { AdminMetrics } from './admin-metrics.js';
 export * from './admission.js';
 export * from './balance.js';
 export * from './config.js';
@@ -11,4 +14,5 @@ export * from './proxy.js';
 export * from './proxy-call.js';
 export * from './reset-status.js';
 export * from './service.js';
+export * from './stats.js';
 export type { UpstreamConnectionOptions } from './upstream-connection.js';

@@ -4,7 +4,7 @@ import {
   type Server,
   type Socket,
 } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import { H2Connection, type H2Options } from '@switchyard/h2';
 import type { Logger } from 'pino';
 import { type InboundConnection, ProxyCall } from './proxy-call.js';
@@ -60,9 +60,11 @@ export class ProxyListener {
   readonly #server: Server;
   readonly #options: ListenerOptions;
   readonly #connections = new Set<H2Connection>();
+  #service: Service;
 
   constructor(service: Service, options: ListenerOptions, logger: Logger) {
     this.#options = options;
+    this.#service = service;
     const h2Options: H2Options = {
       maxConcurrentStreams: options.maxConcurrentStreams,
       streamWindow: options.streamWindowBytes,
@@ -84,7 +86,11 @@ export class ProxyListener {
           onStream: (stream, headers, endStream) => {
             // Served once the rest of the bytes read with it are parsed: a stream the client
             // resets in the same read ("rapid reset", CVE-2023-44487) costs no upstream work.
-            process.nextTick(serve, new ProxyCall(stream, headers, endStream, inbound), service);
+            process.nextTick(
+              serve,
+              new ProxyCall(stream, headers, endStream, inbound),
+              this.#service,
+            );
           },
           onReady: () => {},
           onGoaway: () => {},
@@ -99,6 +105,8 @@ export class ProxyListener {
       connections.add(connection);
     };
     if (options.tls) {
+      // node:tls initialises OpenSSL (≈8 MB resident): loaded only by a listener that uses it.
+      const { createServer: createTlsServer } = process.getBuiltinModule('node:tls');
       const server = createTlsServer({ ...options.tls, ALPNProtocols: ['h2'] });
       server.on('secureConnection', (socket: TLSSocket) => {
         // gRPC needs HTTP/2; a TLS client that did not ask for it cannot be served.
@@ -114,6 +122,11 @@ export class ProxyListener {
     }
     // Refused at accept beyond it: a flood of connections cannot exhaust descriptors or memory.
     this.#server.maxConnections = options.maxConnections ?? 10_000;
+  }
+
+  /** Calls from now on go to `service` (a reload); the connections stay as they are. */
+  use(service: Service): void {
+    this.#service = service;
   }
 
   /** Starts listening; resolves with the bound address. */

@@ -7,6 +7,7 @@ import {
 import type { Call, Outcome } from '@switchyard/core';
 import type { Logger } from 'pino';
 import { type Layer, LayerService, type Service } from './service.js';
+import type { EndpointStats } from './stats.js';
 
 export { EjectionBudget, type OutlierOptions } from '@switchyard/balancer';
 
@@ -31,16 +32,24 @@ class OutlierBreaker extends LayerService {
     budget: EjectionBudget,
     address: string,
     logger: Logger,
+    stats: EndpointStats | undefined,
   ) {
     super(inner);
     this.#ejection = new OutlierEjection(options, budget, {
-      ejected: (consecutiveFailures, ejectedMs) =>
+      ejected: (consecutiveFailures, ejectedMs) => {
+        if (stats) {
+          stats.ejections++;
+          stats.ejected = true;
+        }
         logger.warn(
           { endpoint: address, consecutiveFailures, ejectedMs: Math.round(ejectedMs) },
           'endpoint ejected',
-        ),
-      restored: () =>
-        logger.info({ endpoint: address }, 'endpoint restored after a successful probe'),
+        );
+      },
+      restored: () => {
+        if (stats) stats.ejected = false;
+        logger.info({ endpoint: address }, 'endpoint restored after a successful probe');
+      },
       readinessChanged: () => {
         if (this.isReady()) for (const listener of this.#listeners) listener();
       },
@@ -88,6 +97,7 @@ export function outlierBreaker(
   budget: EjectionBudget,
   address: string,
   logger: Logger,
+  stats?: EndpointStats,
 ): Layer {
-  return (inner) => new OutlierBreaker(inner, options, budget, address, logger);
+  return (inner) => new OutlierBreaker(inner, options, budget, address, logger, stats);
 }

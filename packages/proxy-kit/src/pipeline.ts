@@ -1,28 +1,40 @@
+import type { MeterProvider } from '@opentelemetry/api';
 import type { Balancer } from '@switchyard/balancer';
+import type { Call, Outcome } from '@switchyard/core';
 import type { Discovery } from '@switchyard/discovery';
-import { cancellationInterceptor } from '@switchyard/middleware-cancellation';
-import { deadlineInterceptor } from '@switchyard/middleware-deadline';
+import { cancellationInterceptor } from '@switchyard/middleware-cancellation/interceptors';
+import { deadlineInterceptor } from '@switchyard/middleware-deadline/interceptors';
 import {
   authorizationInterceptor,
   identityHeaderInterceptor,
   peerIdentityInterceptor,
-} from '@switchyard/middleware-identity';
-import { metricsClientInterceptor, metricsServerInterceptor } from '@switchyard/middleware-metrics';
-import { createRetryBudget, type RetryDefaults, retriedCall } from '@switchyard/middleware-retry';
+} from '@switchyard/middleware-identity/interceptors';
+import {
+  metricsClientInterceptor,
+  metricsServerInterceptor,
+} from '@switchyard/middleware-metrics/interceptors';
+import {
+  createRetryBudget,
+  type RetryDefaults,
+  retriedCall,
+} from '@switchyard/middleware-retry/interceptors';
 import {
   type TracingInterceptor,
   tracingClientInterceptor,
   tracingServerInterceptor,
-} from '@switchyard/middleware-tracing';
+} from '@switchyard/middleware-tracing/interceptors';
 import type { Logger } from 'pino';
+import { type AccessLogOptions, accessLog } from './access-log.js';
 import { type AdmissionOptions, admission } from './admission.js';
-import { balance, type EndpointStack } from './balance.js';
+import { type BalanceService, balance, type EndpointStack } from './balance.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './connection-pool.js';
 import { grpcRequestGuard } from './grpc-request-guard.js';
 import type { activeHealthCheck, HealthCheckOptions } from './health-check.js';
 import { EjectionBudget, type OutlierOptions, outlierBreaker } from './outlier-breaker.js';
+import type { ProxyCall } from './proxy-call.js';
 import { type Route, router } from './route.js';
-import { intercept, type Layer, type Service, stack } from './service.js';
+import { intercept, type Layer, LayerService, type Service, stack } from './service.js';
+import { type CallStats, ProxyStats } from './stats.js';
 import { upstreamCall } from './upstream-call.js';
 
 /** One named set of endpoints and how calls reach them. */
@@ -58,14 +70,30 @@ export interface PipelineOptions {
   /** Needed when an upstream has `healthCheck`. */
   healthChecks?: HealthChecks;
   logger: Logger;
+  /** Where routes and endpoints count their calls; kept across reloads. Default: a new one. */
+  stats?: ProxyStats;
+  /**
+   * Where the metrics layers create their instruments (the admin's `/metrics`). Default: the
+   * global provider, whose layers are left out when no SDK registered one.
+   */
+  meterProvider?: MeterProvider;
+  /** An access log line per call, sampled and filtered; none when absent. */
+  accessLog?: AccessLogOptions;
+}
+
+/** The data plane: the service calls enter, and the balancers of its upstreams by name. */
+export interface Pipeline {
+  readonly service: Service;
+  readonly upstreams: ReadonlyMap<string, BalanceService>;
 }
 
 /**
  * The path of every proxied call, top to bottom — the one place it is assembled, from the same
  * layers the apps run as nice-grpc middleware:
  *
- *   grpcRequestGuard → metrics → tracing → identity → route ─┬─ authorization → upstream call
- *     → deadline → cancellation → retry/hedging → identity header → admission → balance
+ *   grpcRequestGuard → metrics → tracing → identity → access log → route ─┬─ route stats
+ *     → authorization → upstream call → deadline → cancellation → retry/hedging
+ *     → identity header → admission → balance
  *     ─┬─ metrics → tracing → outlierBreaker → healthCheck → pool (endpoint 1)
  *      └─ …                                                       (endpoint 2) …
  *
@@ -79,22 +107,62 @@ export interface PipelineOptions {
  * stream. Layers with nothing to do — no SDK for metrics and tracing, no identity configured —
  * are left out.
  */
-export function proxyPipeline(options: PipelineOptions): Service {
-  const { logger, identity } = options;
+export function proxyPipeline(options: PipelineOptions): Pipeline {
+  const { logger, identity, stats = new ProxyStats(), meterProvider } = options;
+  const balancers = new Map<string, BalanceService>();
   const upstreams = new Map<string, Service>();
   for (const [name, upstream] of options.upstreams) {
-    upstreams.set(name, upstreamService(upstream, logger, options.healthChecks));
+    const endpoints = balanceEndpoints(
+      name,
+      upstream,
+      logger,
+      options.healthChecks,
+      stats,
+      meterProvider,
+    );
+    balancers.set(name, endpoints);
+    upstreams.set(name, stack(admission(upstream.admission)).service(endpoints));
   }
   const routes = options.routes.map((route) => ({
     route,
-    service: stack(...routeLayers(route, identity)).service(upstreams.get(route.upstream)!),
+    service: stack(
+      routeStats(route.name, stats.route(route.name)),
+      ...routeLayers(route, identity),
+    ).service(upstreams.get(route.upstream)!),
   }));
-  return stack(
+  stats.keepRoutes(options.routes.map((route) => route.name));
+  const service = stack(
     grpcRequestGuard,
-    ...present(metricsServerInterceptor()),
+    ...present(metricsServerInterceptor({ meterProvider })),
     ...traced(tracingServerInterceptor()),
     ...(identity ? [intercept(peerIdentityInterceptor(identity))] : []),
+    ...(options.accessLog ? [accessLog(logger, options.accessLog)] : []),
   ).service(router(routes, [...upstreams.values()]));
+  return { service, upstreams: balancers };
+}
+
+/** Layer: the route's counters see each of its calls, and the call learns its route's name. */
+function routeStats(name: string, stats: CallStats): Layer {
+  return (inner) => new RouteStats(inner, name, stats);
+}
+
+class RouteStats extends LayerService {
+  constructor(
+    inner: Service,
+    readonly name: string,
+    readonly stats: CallStats,
+  ) {
+    super(inner);
+  }
+
+  override call(call: Call): Promise<Outcome> {
+    (call.transport as ProxyCall).routeName = this.name;
+    const startedAt = this.stats.start();
+    return this.inner.call(call).then((outcome) => {
+      this.stats.finish(startedAt, outcome.status);
+      return outcome;
+    });
+  }
 }
 
 /** One route's layers, from the served call to its upstream's admission. */
@@ -118,28 +186,34 @@ function routeLayers(route: Route, identity: IdentityOptions | undefined): Layer
   ];
 }
 
-/** An upstream: admission in front of the balancer over its endpoints' stacks. */
-function upstreamService(
+/** An upstream's balancer over its endpoints' stacks (admission goes in front of it). */
+function balanceEndpoints(
+  name: string,
   upstream: UpstreamOptions,
   logger: Logger,
   healthChecks: HealthChecks | undefined,
-): Service {
+  stats: ProxyStats,
+  meterProvider: MeterProvider | undefined,
+): BalanceService {
   const { healthCheck } = upstream;
   if (healthCheck && !healthChecks) throw new TypeError('health checks need options.healthChecks');
   const ejectionBudget = new EjectionBudget(upstream.outlier.maxEjectedPercent);
   const endpointStack: EndpointStack = (target) => {
     const { address } = target.endpoint;
+    const pool = new ConnectionPool(target.endpoint, upstream.pool, { logger, ...target });
+    target.stats.connections = () => pool.connectionCount;
     return stack(
-      ...present(metricsClientInterceptor({ target: address })),
+      ...present(metricsClientInterceptor({ target: address, meterProvider })),
       // A CLIENT span per attempt, naming the endpoint it went to.
       ...traced(tracingClientInterceptor({ target: address })),
-      outlierBreaker(upstream.outlier, ejectionBudget, address, logger),
+      outlierBreaker(upstream.outlier, ejectionBudget, address, logger, target.stats),
       ...(healthCheck ? [healthChecks!(address, healthCheck, logger)] : []),
-    ).service(new ConnectionPool(target.endpoint, upstream.pool, { logger, ...target }));
+    ).service(pool);
   };
-  return stack(admission(upstream.admission)).service(
-    balance(upstream.balancer, upstream.discovery, endpointStack, logger),
-  );
+  return balance(upstream.balancer, upstream.discovery, endpointStack, logger, {
+    acquire: (address) => stats.acquireEndpoint(name, address),
+    release: (address) => stats.releaseEndpoint(name, address),
+  });
 }
 
 /** Tracing's layer when an SDK was registered before the proxy started, else none. */

@@ -51,6 +51,11 @@ export class ProxyCall implements StreamHandler, CallTransport {
   readonly downstream: H2Stream;
   /** The call as the pipeline's layers see it. */
   readonly served: Call;
+  /** The route that took the call, once one did (for the access log). */
+  routeName: string | undefined = undefined;
+  /** DATA bytes received from the client and relayed to it, for the access log. */
+  requestBytes = 0;
+  responseBytes = 0;
   readonly #headers: BlockHeaders;
   readonly #connection: InboundConnection;
   readonly #cancelled = new AbortController();
@@ -202,6 +207,7 @@ export class ProxyCall implements StreamHandler, CallTransport {
 
   /** Response DATA of the committed attempt, relayed to the client. */
   relayResponse(data: Buffer, source: H2Stream): void {
+    this.responseBytes += data.length;
     if (this.#responseMessages !== undefined && data.length > 0) this.#count('response', data);
     if (data.length > 0) this.downstream.sendData(data, false, source);
     else source.consume(0);
@@ -238,6 +244,7 @@ export class ProxyCall implements StreamHandler, CallTransport {
       return;
     }
     if (endStream) this.#requestEnded = true;
+    this.requestBytes += data.length;
     if (this.#requestMessages !== undefined && data.length > 0) this.#count('request', data);
     const attempts = this.#attempts;
     if (attempts.length === 0) {

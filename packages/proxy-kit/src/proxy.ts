@@ -1,21 +1,31 @@
 import type { AddressInfo } from 'node:net';
+import type { MeterProvider } from '@opentelemetry/api';
 import { type Balancer, type BalancerName, createBalancer } from '@switchyard/balancer';
-import type { Status } from '@switchyard/core';
+import type { Call, Outcome, Status } from '@switchyard/core';
 import type { Discovery } from '@switchyard/discovery';
 import {
   type AuthorizationPolicy,
   CompiledPolicy,
   compileAuthorizationPolicy,
-} from '@switchyard/middleware-identity';
-import type { RetryBudgetOptions } from '@switchyard/middleware-retry';
+} from '@switchyard/middleware-identity/interceptors';
+import type { RetryBudgetOptions } from '@switchyard/middleware-retry/interceptors';
 import { type Logger, pino } from 'pino';
+import type { AccessLogOptions } from './access-log.js';
 import type { AdmissionOptions } from './admission.js';
+import type { BalanceService } from './balance.js';
 import type { ConnectionPoolOptions } from './connection-pool.js';
 import type { HealthCheckOptions } from './health-check.js';
 import { type ListenerOptions, ProxyListener } from './listener.js';
 import type { OutlierOptions } from './outlier-breaker.js';
-import { type IdentityOptions, proxyPipeline, type UpstreamOptions } from './pipeline.js';
+import {
+  type IdentityOptions,
+  type Pipeline,
+  proxyPipeline,
+  type UpstreamOptions,
+} from './pipeline.js';
 import type { Route } from './route.js';
+import { LayerService } from './service.js';
+import { ProxyStats } from './stats.js';
 
 /** One upstream: its endpoints and how calls reach them. */
 export interface UpstreamDefinition {
@@ -85,11 +95,36 @@ export interface ProxyOptions extends UpstreamDefinition {
   identity?: IdentityOptions | false;
   /** Structured logger; default silent. */
   logger?: Logger;
+  /** An access log line per call (at `info`, `msg: "call"`), sampled and filtered; none when absent. */
+  accessLog?: AccessLogOptions;
+  /**
+   * Where the metrics layers create their instruments, e.g. the admin listener's (see
+   * `startAdmin`). Default: the global provider, when an SDK registered one.
+   */
+  meterProvider?: MeterProvider;
+  /** Where routes and endpoints count their calls (the admin's metrics observe it). Default: a new one. */
+  stats?: ProxyStats;
 }
+
+/** What {@link RunningProxy.reload} can change: everything but where the proxy listens. */
+export type ReloadOptions = Omit<ProxyOptions, 'listen' | 'logger' | 'meterProvider' | 'stats'>;
 
 /** A proxy that is serving. */
 export interface RunningProxy {
   readonly address: AddressInfo;
+  /** Counters per route and endpoint, kept across reloads. */
+  readonly stats: ProxyStats;
+  /** The balancers of the configuration in force, by upstream name. */
+  readonly upstreams: ReadonlyMap<string, BalanceService>;
+  /** Shutting down: GOAWAY sent, calls finishing. */
+  readonly draining: boolean;
+  /**
+   * Puts a new configuration in force without dropping a connection or a call: the new pipeline
+   * (routes, upstreams, balancers, limits) takes every call from now on; calls in flight finish
+   * on the old one (within `graceMs`, default 10 s), whose upstream connections then close.
+   * Rejects, leaving the old configuration in force, when the new one cannot be built.
+   */
+  reload(options: ReloadOptions, graceMs?: number): Promise<void>;
   /**
    * Graceful shutdown: GOAWAY to clients, calls in flight finish within `graceMs` (default 10 s),
    * then upstream connections close.
@@ -101,6 +136,76 @@ export interface RunningProxy {
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const logger = options.logger ?? pino({ enabled: false });
   const listen = typeof options.listen === 'string' ? { address: options.listen } : options.listen;
+  const stats = options.stats ?? new ProxyStats();
+  const build = (next: ReloadOptions) =>
+    buildPipeline(next, listen, { logger, stats, meterProvider: options.meterProvider });
+  let current = await build(options);
+  const listener = new ProxyListener(current.service, listen, logger);
+  let address: AddressInfo;
+  try {
+    address = await listener.listen();
+  } catch (error) {
+    await current.service.close();
+    throw error;
+  }
+  logger.info(
+    {
+      address: `${address.address}:${address.port}`,
+      upstreams: [...current.upstreams].map(
+        ([name, upstream]) => `${name} (${upstream.balancerName})`,
+      ),
+      routes: current.routes,
+    },
+    'listening',
+  );
+  let closing: Promise<void> | undefined;
+  let reloading = Promise.resolve();
+  return {
+    address,
+    stats,
+    get upstreams() {
+      return current.upstreams;
+    },
+    get draining() {
+      return closing !== undefined;
+    },
+    reload(next, graceMs = 10_000) {
+      // One at a time, in order: the last one asked for is the one in force.
+      const done = reloading.then(async () => {
+        if (closing) throw new Error('the proxy is shutting down');
+        const fresh = await build(next);
+        const old = current;
+        current = fresh;
+        listener.use(fresh.service);
+        // Calls in flight (and their retries) finish on the pipeline they started on.
+        void old.drained(graceMs).then(() => old.service.close());
+      });
+      reloading = done.catch(() => {});
+      return done;
+    },
+    close(graceMs = 10_000) {
+      closing ??= (async () => {
+        await listener.close(graceMs);
+        await current.service.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A pipeline in force, which counts its calls so that a reload can wait for them. */
+interface BuiltPipeline extends Pipeline {
+  readonly routes: number;
+  /** Resolves once no call is in flight on this pipeline, or after `graceMs`. */
+  drained(graceMs: number): Promise<void>;
+}
+
+async function buildPipeline(
+  options: ReloadOptions,
+  listen: ListenerOptions,
+  shared: { logger: Logger; stats: ProxyStats; meterProvider: MeterProvider | undefined },
+): Promise<BuiltPipeline> {
+  const { logger } = shared;
   const upstreams = new Map<string, UpstreamOptions>([['default', await upstreamOptions(options)]]);
   for (const [name, upstream] of Object.entries(options.upstreams ?? {})) {
     upstreams.set(name, await upstreamOptions(upstream));
@@ -116,34 +221,49 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const healthChecks = [...upstreams.values()].some((upstream) => upstream.healthCheck)
     ? (await import('./health-check.js')).activeHealthCheck
     : undefined;
-  const service = proxyPipeline({ upstreams, routes, identity, healthChecks, logger });
-  const listener = new ProxyListener(service, listen, logger);
-  let address: AddressInfo;
-  try {
-    address = await listener.listen();
-  } catch (error) {
-    await service.close();
-    throw error;
-  }
-  logger.info(
-    {
-      address: `${address.address}:${address.port}`,
-      upstreams: [...upstreams].map(([name, upstream]) => `${name} (${upstream.balancer.name})`),
-      routes: routes.length,
-    },
-    'listening',
-  );
-  let closing: Promise<void> | undefined;
+  const pipeline = proxyPipeline({
+    upstreams,
+    routes,
+    identity,
+    healthChecks,
+    logger,
+    stats: shared.stats,
+    meterProvider: shared.meterProvider,
+    accessLog: options.accessLog,
+  });
+  const service = new InFlight(pipeline.service);
   return {
-    address,
-    close(graceMs = 10_000) {
-      closing ??= (async () => {
-        await listener.close(graceMs);
-        await service.close();
-      })();
-      return closing;
-    },
+    service,
+    upstreams: pipeline.upstreams,
+    routes: routes.length,
+    drained: (graceMs) => service.drained(graceMs),
   };
+}
+
+/** Counts a pipeline's calls in flight, so that a reload can close it once they finished. */
+class InFlight extends LayerService {
+  #count = 0;
+  #idle: (() => void) | undefined;
+
+  override call(call: Call): Promise<Outcome> {
+    this.#count++;
+    return this.inner.call(call).then((outcome) => {
+      if (--this.#count === 0) this.#idle?.();
+      return outcome;
+    });
+  }
+
+  /** Resolves once no call is in flight, or after `graceMs`. */
+  drained(graceMs: number): Promise<void> {
+    if (this.#count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      this.#idle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 }
 
 async function upstreamOptions(upstream: UpstreamDefinition): Promise<UpstreamOptions> {

@@ -73,7 +73,8 @@ upstream:
     .output()
     .split('\n')
     .filter((line) => line.includes('did not answer a keepalive PING'))
-    .map((line) => (JSON.parse(line) as { time: number }).time)[0];
+    // The binary logs ISO times.
+    .map((line) => Date.parse((JSON.parse(line) as { time: string }).time))[0];
   expect(detection).toBeDefined();
   expect(detection! - stoppedAt).toBeLessThan(KEEPALIVE_INTERVAL_MS + KEEPALIVE_TIMEOUT_MS + 500);
 

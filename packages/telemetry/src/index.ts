@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { OTLPMetricExporter as OTLPGrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPMetricExporter as OTLPJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import {
   ConsoleMetricExporter,
   type IMetricReader,
@@ -11,6 +10,9 @@ import {
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { prometheusMetrics } from './prometheus.js';
+
+export { type PrometheusMetrics, prometheusMetrics } from './prometheus.js';
 
 /** Options of {@link startTelemetry}. */
 export interface TelemetryOptions {
@@ -22,6 +24,11 @@ export interface TelemetryOptions {
    * interface; path `/metrics`.
    */
   prometheus?: false | { port?: number; host?: string; path?: string };
+  /**
+   * More metric readers, besides those the variables ask for: e.g. the reader of a Prometheus
+   * endpoint the caller serves itself ({@link prometheusMetrics}), such as proxy-kit's admin.
+   */
+  metricReaders?: readonly IMetricReader[];
 }
 
 /** Telemetry running for this process. */
@@ -56,24 +63,21 @@ export class TelemetryConfigError extends Error {
  * - a Prometheus scrape endpoint.
  */
 export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
-  const { serviceName, prometheus = {} } = options;
+  const { serviceName, prometheus = {}, metricReaders = [] } = options;
   // The SDK and its exporters read process.env themselves; so does everything here.
   const env = process.env;
-  const readers: IMetricReader[] = metricReadersFromEnv(env);
+  const readers: IMetricReader[] = [...metricReadersFromEnv(env), ...metricReaders];
   let scrape: Server | undefined;
   let prometheusUrl: string | undefined;
-  let exporter: PrometheusExporter | undefined;
   if (prometheus !== false) {
     const port = prometheus.port ?? portFromEnv(env);
     const host = prometheus.host ?? (env.OTEL_EXPORTER_PROMETHEUS_HOST || undefined);
     const path = prometheus.path ?? '/metrics';
-    // Served from our own listener: the exporter's treats port 0 as "use the default".
-    exporter = new PrometheusExporter({ preventServerStart: true, endpoint: path });
-    readers.push(exporter);
-    const handler = exporter;
+    const exposition = prometheusMetrics();
+    readers.push(exposition.reader);
     scrape = createServer((request, response) => {
       if (request.method === 'GET' && new URL(request.url ?? '/', 'http://x').pathname === path) {
-        handler.getMetricsRequestHandler(request, response);
+        exposition.handle(request, response);
       } else {
         response.writeHead(404).end();
       }

@@ -1,0 +1,149 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Attributes, BatchObservableResult, MeterProvider } from '@opentelemetry/api';
+import type { PeakEwma } from '@switchyard/balancer';
+import { statusName } from '@switchyard/core';
+import { type PrometheusMetrics, prometheusMetrics } from '@switchyard/telemetry/prometheus';
+import type { RunningProxy } from './proxy.js';
+import { LATENCY_BOUNDS_MS, ProxyStats } from './stats.js';
+
+/** The admin's metrics: what the proxy is built with, and what `/metrics` serves. */
+export interface AdminMetrics {
+  /**
+   * For the pipeline's metrics layers (`ProxyOptions.meterProvider`): rpc.server.* per method,
+   * rpc.client.* per endpoint, retries and retry-budget refusals, as the apps' middleware reports
+   * them. Read after the SDK started, when there is one.
+   */
+  readonly meterProvider: MeterProvider;
+  /** For `ProxyOptions.stats`: its routes and endpoints feed the duration histograms. */
+  readonly stats: ProxyStats;
+  /** The reader to give the SDK (`startTelemetry`'s `metricReaders`) when there is one. */
+  readonly reader: PrometheusMetrics['reader'];
+  /** Observes the running proxy's routes and endpoints; call once it started. */
+  observe(proxy: RunningProxy): void;
+  handle(request: IncomingMessage, response: ServerResponse): void;
+  shutdown(): Promise<void>;
+}
+
+const SECONDS = LATENCY_BOUNDS_MS.map((ms) => ms / 1000);
+
+/**
+ * The proxy's own instruments, besides the middleware's: per route and per endpoint calls by
+ * status, calls in flight and a duration histogram; per endpoint peak-EWMA, readiness, ejection
+ * and connections. Counters and gauges are observed from the counters the data plane keeps
+ * ({@link ProxyStats}) at scrape time; only the histograms are recorded per call.
+ */
+export function adminMetrics(sdk: boolean): AdminMetrics {
+  const exposition = prometheusMetrics({ ownProvider: !sdk });
+  const meter = () => exposition.meterProvider.getMeter('@switchyard/proxy-kit');
+  let histograms:
+    | {
+        route: ReturnType<ReturnType<typeof meter>['createHistogram']>;
+        endpoint: ReturnType<ReturnType<typeof meter>['createHistogram']>;
+      }
+    | undefined;
+  // Created on first use: with an SDK, its provider is registered only after this module loads.
+  const histogram = () => {
+    if (histograms === undefined) {
+      const m = meter();
+      const advice = { explicitBucketBoundaries: SECONDS };
+      histograms = {
+        route: m.createHistogram('proxykit.route.duration', {
+          description: 'Duration of calls through a route, retries included.',
+          unit: 's',
+          advice,
+        }),
+        endpoint: m.createHistogram('proxykit.endpoint.duration', {
+          description: 'Duration of attempts sent to an endpoint.',
+          unit: 's',
+          advice,
+        }),
+      };
+    }
+    return histograms;
+  };
+  const stats = new ProxyStats({
+    route: (name) => {
+      const attributes = { route: name };
+      return (elapsedMs) => histogram().route.record(elapsedMs / 1000, attributes);
+    },
+    endpoint: (upstream, address) => {
+      const attributes = { upstream, endpoint: address };
+      return (elapsedMs) => histogram().endpoint.record(elapsedMs / 1000, attributes);
+    },
+  });
+  return {
+    get meterProvider() {
+      return exposition.meterProvider;
+    },
+    stats,
+    reader: exposition.reader,
+    observe: (proxy) => observeProxy(meter(), proxy),
+    handle: exposition.handle,
+    shutdown: exposition.shutdown,
+  };
+}
+
+function observeProxy(meter: ReturnType<MeterProvider['getMeter']>, proxy: RunningProxy): void {
+  const routeCalls = meter.createObservableCounter('proxykit.route.calls', {
+    description: 'Calls finished through a route, by gRPC status.',
+  });
+  const routeActive = meter.createObservableUpDownCounter('proxykit.route.active_calls', {
+    description: 'Calls in flight through a route.',
+  });
+  const calls = meter.createObservableCounter('proxykit.endpoint.calls', {
+    description: 'Attempts finished at an endpoint, by gRPC status.',
+  });
+  const active = meter.createObservableUpDownCounter('proxykit.endpoint.active_calls', {
+    description: 'Attempts in flight at an endpoint.',
+  });
+  const ewma = meter.createObservableGauge('proxykit.endpoint.ewma', {
+    description: "Peak-EWMA's round-trip estimate of an endpoint (p2c-ewma only).",
+    unit: 's',
+  });
+  const ready = meter.createObservableGauge('proxykit.endpoint.ready', {
+    description: '1 when the balancer may pick the endpoint, else 0.',
+  });
+  const ejected = meter.createObservableGauge('proxykit.endpoint.ejected', {
+    description: '1 while the outlier breaker keeps the endpoint out, else 0.',
+  });
+  const ejections = meter.createObservableCounter('proxykit.endpoint.ejections', {
+    description: 'Times the outlier breaker ejected the endpoint.',
+  });
+  const connections = meter.createObservableUpDownCounter('proxykit.endpoint.connections', {
+    description: 'HTTP/2 connections open or opening to the endpoint.',
+  });
+  const byStatus = (
+    result: BatchObservableResult,
+    counter: typeof calls,
+    statuses: readonly number[],
+    attributes: Attributes,
+  ) => {
+    statuses.forEach((count, code) => {
+      if (count > 0)
+        result.observe(counter, count, { ...attributes, grpc_status: statusName(code) });
+    });
+  };
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const [name, stats] of proxy.stats.routes()) {
+        const attributes = { route: name };
+        byStatus(result, routeCalls, stats.statuses, attributes);
+        result.observe(routeActive, stats.inFlight, attributes);
+      }
+      for (const [upstream, balancer] of proxy.upstreams) {
+        for (const endpoint of balancer.endpoints()) {
+          const { stats, load } = endpoint;
+          const attributes = { upstream, endpoint: endpoint.address };
+          byStatus(result, calls, stats.statuses, attributes);
+          result.observe(active, stats.inFlight, attributes);
+          if ('rttMs' in load) result.observe(ewma, (load as PeakEwma).rttMs / 1000, attributes);
+          result.observe(ready, endpoint.service.isReady() ? 1 : 0, attributes);
+          result.observe(ejected, stats.ejected ? 1 : 0, attributes);
+          result.observe(ejections, stats.ejections, attributes);
+          result.observe(connections, stats.connections(), attributes);
+        }
+      }
+    },
+    [routeCalls, routeActive, calls, active, ewma, ready, ejected, ejections, connections],
+  );
+}
