@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 export function superviseWorkers(count: number, graceMs: number, logger: Logger): void {
   let stopping = false;
   let failed = false;
+  let exitCode = 1;
   const listening = new WeakSet<Worker>();
   const startedAt = new WeakMap<Worker, number>();
   // A worker that keeps dying soon after starting is replaced ever more slowly.
@@ -25,15 +26,17 @@ export function superviseWorkers(count: number, graceMs: number, logger: Logger)
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       if (code !== 0) failed = true;
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(failed ? 1 : 0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(failed ? exitCode : 0);
       return;
     }
     if (!listening.has(worker)) {
       // It never served: a port in use or a bad certificate would kill every replacement too.
       logger.fatal({ worker: worker.id, code, signal }, 'worker failed to start');
       stopping = failed = true;
+      // Exit code 2 (the worker's own for a port in use, a bad certificate) is passed on.
+      if (code === 2) exitCode = 2;
       for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
       return;
     }
     const lived = performance.now() - (startedAt.get(worker) ?? 0);
