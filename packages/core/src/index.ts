@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './call.js';
+export * from './config-issues.js';
 export * from './deadline-queue.js';
 export * from './duration.js';
 export * from './events.js';

@@ -1,81 +1,91 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import { configIssueMessage } from '@switchyard/core';
+import * as v from 'valibot';
 import type { Discovery, DiscoveryReportingOptions } from './discovery.js';
 import { dnsDiscovery } from './dns.js';
 import { parseEndpoint } from './endpoint.js';
 import { fileDiscovery } from './file.js';
 import { kubernetesDiscovery } from './kubernetes.js';
-import { describeIssues, durationSchema as duration, endpointEntrySchema } from './schema.js';
+import {
+  describeIssues,
+  durationSchema as duration,
+  endpointEntrySchema,
+  issuePath,
+} from './schema.js';
 import { staticDiscovery } from './static.js';
 
-const portNumber = z.number().int().min(1).max(65_535);
+const portNumber = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65_535));
 
-const dnsServer = z.string().refine(
-  (server) => {
-    if (isIP(server)) return true;
-    try {
-      return isIP(parseEndpoint(server).host) !== 0;
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `"${issue.input}" is not an IP address or ip:port ([::1]:53 for IPv6)` },
+const dnsServer = v.pipe(
+  v.string(),
+  v.check(
+    (server) => {
+      if (isIP(server)) return true;
+      try {
+        return isIP(parseEndpoint(server).host) !== 0;
+      } catch {
+        return false;
+      }
+    },
+    (issue) => `"${issue.input}" is not an IP address or ip:port ([::1]:53 for IPv6)`,
+  ),
 );
 
+const nonEmpty = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
+
 /** The `discovery:` section of a proxy config, validated; keys and defaults as in the README. */
-export const discoveryConfigSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('static'),
-    endpoints: z.array(endpointEntrySchema).min(1, 'needs at least one endpoint'),
+export const discoveryConfigSchema = v.variant('type', [
+  v.strictObject({
+    type: v.literal('static'),
+    endpoints: v.pipe(v.array(endpointEntrySchema), v.minLength(1, 'needs at least one endpoint')),
   }),
-  z
-    .strictObject({
-      type: z.literal('dns'),
-      name: z.string().min(1),
-      port: portNumber.optional(),
-      recordType: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV']).default('A+AAAA'),
-      interval: duration.optional(),
-      servers: z.array(dnsServer).min(1).optional(),
-      timeout: duration.optional(),
-      minRefreshInterval: duration.optional(),
-    })
-    .superRefine((dns, context) => {
+  v.pipe(
+    v.strictObject({
+      type: v.literal('dns'),
+      name: nonEmpty,
+      port: v.optional(portNumber),
+      recordType: v.optional(v.picklist(['A', 'AAAA', 'A+AAAA', 'SRV']), 'A+AAAA'),
+      interval: v.optional(duration),
+      servers: v.optional(v.pipe(v.array(dnsServer), v.minLength(1, 'needs at least one server'))),
+      timeout: v.optional(duration),
+      minRefreshInterval: v.optional(duration),
+    }),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const dns = dataset.value;
       if (dns.recordType === 'SRV' && dns.port !== undefined) {
-        context.addIssue({
-          code: 'custom',
-          path: ['port'],
+        addIssue({
           message: 'SRV records carry the port; remove it',
+          path: issuePath(dns, ['port']),
         });
       }
       if (dns.recordType !== 'SRV' && dns.port === undefined) {
-        context.addIssue({
-          code: 'custom',
-          path: ['port'],
+        addIssue({
           message: `required for ${dns.recordType} records`,
+          path: issuePath(dns, ['port']),
         });
       }
     }),
-  z.strictObject({
-    type: z.literal('file'),
-    path: z.string().min(1),
-    interval: duration.optional(),
-    minRefreshInterval: duration.optional(),
+  ),
+  v.strictObject({
+    type: v.literal('file'),
+    path: nonEmpty,
+    interval: v.optional(duration),
+    minRefreshInterval: v.optional(duration),
   }),
-  z.strictObject({
-    type: z.literal('kubernetes'),
-    service: z.string().min(1),
-    port: z.union([z.string().min(1), portNumber], {
-      error: 'expected the Service port name or the pod port number',
-    }),
-    namespace: z.string().min(1).optional(),
-    kubeconfig: z.string().min(1).optional(),
-    watchTimeout: duration.optional(),
+  v.strictObject({
+    type: v.literal('kubernetes'),
+    service: nonEmpty,
+    port: v.union([nonEmpty, portNumber], 'expected the Service port name or the pod port number'),
+    namespace: v.optional(nonEmpty),
+    kubeconfig: v.optional(nonEmpty),
+    watchTimeout: v.optional(duration),
   }),
 ]);
 
 /** A validated `discovery:` section. */
-export type DiscoveryConfig = z.output<typeof discoveryConfigSchema>;
+export type DiscoveryConfig = v.InferOutput<typeof discoveryConfigSchema>;
 
 /** A `discovery:` section that does not validate; the message names the file and each key. */
 export class DiscoveryConfigError extends Error {
@@ -93,10 +103,10 @@ export function parseDiscoveryConfig(
   input: unknown,
   { source, key = 'discovery' }: { source?: string; key?: string } = {},
 ): DiscoveryConfig {
-  const result = discoveryConfigSchema.safeParse(input);
-  if (result.success) return result.data;
+  const result = v.safeParse(discoveryConfigSchema, input, { message: configIssueMessage });
+  if (result.success) return result.output;
   const where = source === undefined ? '' : `${source}: `;
-  throw new DiscoveryConfigError(`${where}${describeIssues(result.error, key.split('.'))}`);
+  throw new DiscoveryConfigError(`${where}${describeIssues(result.issues, key.split('.'))}`);
 }
 
 /** Options of {@link createDiscovery}. */

@@ -1,7 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import {
   type Discovery,
   DiscoveryError,
@@ -93,7 +92,7 @@ export function fileDiscovery({
       if (content !== undefined && content !== lastContent) {
         lastContent = content;
         try {
-          publisher.publish(parseEndpointsDocument(parseDocument(file, content), file));
+          publisher.publish(parseEndpointsDocument(await parseDocument(file, content), file));
         } catch (cause) {
           onError(
             new DiscoveryError(`${(cause as Error).message}; keeping the last good set`, { cause }),
@@ -109,13 +108,15 @@ export function fileDiscovery({
   });
 }
 
-function parseDocument(file: string, content: string): unknown {
+async function parseDocument(file: string, content: string): Promise<unknown> {
   // A writer that truncates before writing leaves an empty file for a moment; it is never
   // "no endpoints" (that is `endpoints: []`).
   if (content.trim() === '') throw new SyntaxError(`endpoints file ${file} is empty`);
   try {
     // YAML 1.2 is a superset of JSON, so one parser reads both.
-    return parseYaml(content);
+    // Loaded on first use: a proxy that discovers no file never carries the parser (≈7 MB).
+    const { parse } = await import('yaml');
+    return parse(content);
   } catch (cause) {
     // The parser's first line names the problem, its line and column; the rest is a code frame.
     const problem = ((cause as Error).message.split('\n')[0] ?? '').replace(/:$/, '');

@@ -16,5 +16,5 @@ export {
 } from './endpoint.js';
 export * from './file.js';
 export * from './kubernetes.js';
-export { durationSchema, endpointsDocumentSchema } from './schema.js';
+export { durationSchema, endpointsDocumentSchema, issuePath } from './schema.js';
 export * from './static.js';

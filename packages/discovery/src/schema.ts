@@ -1,87 +1,99 @@
-import { parseDuration } from '@switchyard/core';
-import { z } from 'zod';
+import {
+  type ConfigIssue,
+  configIssueMessage,
+  formatKeyPath,
+  locateConfigIssues,
+  parseDuration,
+} from '@switchyard/core';
+import * as v from 'valibot';
 import { type Endpoint, parseEndpointEntry } from './endpoint.js';
 
 /** `"host:port"` or `{ address: "host:port", labels: { … } }`, parsed into an {@link Endpoint}. */
-export const endpointEntrySchema = z
-  .union(
+export const endpointEntrySchema = v.pipe(
+  v.union(
     [
-      z.string(),
-      z.strictObject({
-        address: z.string(),
-        labels: z.record(z.string(), z.string()).optional(),
+      v.string(),
+      v.strictObject({
+        address: v.string(),
+        labels: v.optional(v.record(v.string(), v.string())),
       }),
     ],
-    { error: 'expected "host:port" or { address: "host:port", labels: { … } }' },
-  )
-  .transform((entry, context): Endpoint => {
+    'expected "host:port" or { address: "host:port", labels: { … } }',
+  ),
+  v.rawTransform(({ dataset, addIssue, NEVER }): Endpoint => {
+    const entry = dataset.value;
     try {
       return parseEndpointEntry(entry);
     } catch (error) {
-      context.addIssue({
-        code: 'custom',
+      addIssue({
         message: (error as Error).message,
-        path: typeof entry === 'string' ? [] : ['address'],
+        ...(typeof entry === 'string' ? {} : { path: issuePath(entry, ['address']) }),
       });
-      return z.NEVER;
+      return NEVER;
     }
-  });
+  }),
+);
 
 /** The endpoints file of {@link fileDiscovery}: `{ endpoints: [entry, …] }`. */
-export const endpointsDocumentSchema = z.strictObject({ endpoints: z.array(endpointEntrySchema) });
+export const endpointsDocumentSchema = v.strictObject({ endpoints: v.array(endpointEntrySchema) });
 
 /** Validates a parsed endpoints file; the error names the file and each bad key. */
 export function parseEndpointsDocument(document: unknown, file: string): Endpoint[] {
-  const result = endpointsDocumentSchema.safeParse(document);
+  const result = v.safeParse(endpointsDocumentSchema, document, { message: configIssueMessage });
   if (!result.success)
-    throw new SyntaxError(`endpoints file ${file}: ${describeIssues(result.error)}`);
-  return result.data.endpoints;
+    throw new SyntaxError(`endpoints file ${file}: ${describeIssues(result.issues)}`);
+  return result.output.endpoints;
 }
 
 /** `endpoints[2].address: "x" is not host:port; …` — each issue prefixed by its key path. */
-export function describeIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): string {
-  return error.issues
-    .flatMap((issue) => innermost(issue, prefix))
-    .map(({ path, message }) => `${keyPath(path) || '(top level)'}: ${message}`)
+export function describeIssues(
+  issues: readonly ConfigIssue[],
+  prefix: readonly PropertyKey[] = [],
+): string {
+  return locateConfigIssues(issues, prefix)
+    .map(({ key, issue }) => `${formatKeyPath(key) || '(top level)'}: ${issue.message}`)
     .join('; ');
 }
 
 /**
- * A union's own message says only that no branch matched; when the input had the shape of one
- * branch (its issues lie deeper than the union), that branch's issues say what is wrong.
+ * The path of `key` below `input` (valibot's path items), for an issue that a check or transform
+ * adds about a value deep inside the one it checks — so the error names that key and its line.
  */
-function innermost(
-  issue: z.core.$ZodIssue,
-  prefix: readonly PropertyKey[],
-): { path: PropertyKey[]; message: string }[] {
-  const path = [...prefix, ...issue.path];
-  if (issue.code === 'invalid_union') {
-    const deeper = issue.errors.filter((branch) => branch.some((inner) => inner.path.length > 0));
-    if (deeper.length === 1) return deeper[0]!.flatMap((inner) => innermost(inner, path));
+export function issuePath(
+  input: unknown,
+  key: readonly (string | number)[],
+): [v.IssuePathItem, ...v.IssuePathItem[]] {
+  const items: v.IssuePathItem[] = [];
+  let value = input;
+  for (const part of key) {
+    const parent = value;
+    value = (parent as Record<string | number, unknown>)[part];
+    items.push(
+      (typeof part === 'number'
+        ? { type: 'array', origin: 'value', input: parent as unknown[], key: part, value }
+        : {
+            type: 'object',
+            origin: 'value',
+            input: parent as Record<string, unknown>,
+            key: part,
+            value,
+          }) as v.IssuePathItem,
+    );
   }
-  return [{ path, message: issue.message }];
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((key, i) =>
-      typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`,
-    )
-    .join('');
+  return items as [v.IssuePathItem, ...v.IssuePathItem[]];
 }
 
 /**
- * A duration with its unit (core's `parseDuration`), in milliseconds, for config files (the proxy's too). A bare number is refused:
- * `interval: 5` would be read as 5 ms by some and 5 s by others.
+ * A duration with its unit (core's `parseDuration`), in milliseconds, for config files (the
+ * proxy's too). A bare number is refused: `interval: 5` would be read as 5 ms by some and 5 s by
+ * others.
  */
-export const durationSchema = z
-  .string({ error: 'expected a duration with its unit, e.g. "5s" or "250ms"' })
-  .transform((text, context) => {
-    const ms = parseDuration(text);
+export const durationSchema = v.pipe(
+  v.string('expected a duration with its unit, e.g. "5s" or "250ms"'),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const ms = parseDuration(dataset.value);
     if (ms !== undefined && ms > 0) return ms;
-    context.addIssue({
-      code: 'custom',
-      message: `"${text}" is not a positive duration like "5s" or "250ms"`,
-    });
-    return z.NEVER;
-  });
+    addIssue({ message: `"${dataset.value}" is not a positive duration like "5s" or "250ms"` });
+    return NEVER;
+  }),
+);

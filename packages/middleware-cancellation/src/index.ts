@@ -2,8 +2,6 @@ import { currentServedCall, interceptClientCall } from '@switchyard/nice-grpc';
 import type { ClientMiddleware } from 'nice-grpc-common';
 import { followingInbound } from './cancellation.js';
 
-export { cancellationInterceptor, followingInbound } from './cancellation.js';
-
 /** Call options of {@link cancellationMiddleware}. */
 export interface CancellationOptions {
   /**
@@ -33,3 +31,5 @@ export const cancellationMiddleware: ClientMiddleware<CancellationOptions> = (ca
   if (own === undefined) return call.next(call.request, { ...options, signal: inbound });
   return interceptClientCall(call, options, (c, next) => followingInbound(c, next, inbound));
 };
+
+export * from './interceptors.js';

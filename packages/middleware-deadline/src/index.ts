@@ -4,12 +4,5 @@ export {
   deadlineClientMiddleware,
   deadlineMiddleware,
 } from './client.js';
-export {
-  DEFAULT_PROPAGATION_OFFSET,
-  type DeadlinePolicy,
-  deadlineInterceptor,
-  type ResolvedDeadlinePolicy,
-  resolveDeadlinePolicy,
-  withDeadline,
-} from './deadline.js';
+export * from './interceptors.js';
 export { type DeadlineCallContextExt, deadlineServerMiddleware } from './server.js';

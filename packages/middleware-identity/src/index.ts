@@ -12,23 +12,7 @@ export {
   mtlsChannelCredentials,
   mtlsServerCredentials,
 } from './credentials.js';
-export {
-  type AuthorizationOptions,
-  authorizationInterceptor,
-  DEFAULT_IDENTITY_HEADER,
-  type DecisionLogger,
-  type IdentityHeaderOptions,
-  identityHeaderInterceptor,
-  type PeerIdentityOptions,
-  peerIdentityInterceptor,
-} from './identity.js';
-export {
-  type CertificateIdentity,
-  certificateIdentity,
-  parseSubjectAltNames,
-  type SubjectAltName,
-  type VerifiedPeerIdentity,
-} from './peer-identity.js';
+export * from './interceptors.js';
 export {
   authorizationServerMiddleware,
   type IdentityHeaderClientOptions,
@@ -36,12 +20,3 @@ export {
   type PeerIdentityContext,
   peerIdentityServerMiddleware,
 } from './peer-identity-middleware.js';
-export {
-  type AuthorizationPolicy,
-  type AuthorizationRule,
-  CompiledPolicy,
-  compileAuthorizationPolicy,
-  loadAuthorizationPolicy,
-  PolicyConfigError,
-  parseAuthorizationPolicy,
-} from './policy.js';

@@ -1,8 +1,15 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { extname } from 'node:path';
-import { compileGlob, type Glob } from '@switchyard/core';
-import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import {
+  compileGlob,
+  configIssueMessage,
+  formatKeyPath,
+  type Glob,
+  isUnknownKey,
+  locateConfigIssues,
+} from '@switchyard/core';
+import * as v from 'valibot';
 
 /**
  * Who may call what. Everything not allowed by a rule is denied.
@@ -49,16 +56,21 @@ export class PolicyConfigError extends Error {
   }
 }
 
-const pattern = z.string().min(1, 'must not be empty');
-const methodPattern = pattern.refine((value) => /^\/?(\*\*|[^/]+\/[^/]+)$/.test(value), {
-  message: "expected 'package.Service/Method' (globs allowed) or '**'",
-});
-const policySchema = z.strictObject({
-  rules: z.array(
-    z.strictObject({
-      name: z.string().optional(),
-      methods: z.array(methodPattern).min(1, 'needs at least one method'),
-      identities: z.array(pattern).min(1, 'needs at least one identity'),
+// Loaded on first use (synchronously: callers parse in line): a process that reads no YAML does
+// not carry the parser, ≈7 MB resident.
+const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
+
+const pattern = v.pipe(v.string(), v.minLength(1, 'must not be empty'));
+const methodPattern = v.pipe(
+  pattern,
+  v.regex(/^\/?(\*\*|[^/]+\/[^/]+)$/, "expected 'package.Service/Method' (globs allowed) or '**'"),
+);
+const policySchema = v.strictObject({
+  rules: v.array(
+    v.strictObject({
+      name: v.optional(v.string()),
+      methods: v.pipe(v.array(methodPattern), v.minLength(1, 'needs at least one method')),
+      identities: v.pipe(v.array(pattern), v.minLength(1, 'needs at least one identity')),
     }),
   ),
 });
@@ -72,20 +84,14 @@ export function compileAuthorizationPolicy(
   file = 'authorization policy',
 ): CompiledPolicy {
   if (policy == null) throw new PolicyConfigError(file, '', 'is empty; expected rules');
-  const result = policySchema.safeParse(policy, {
-    error: (issue) =>
-      issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : undefined,
-  });
+  const result = v.safeParse(policySchema, policy, { message: configIssueMessage });
   if (!result.success) {
     // A misspelt key also leaves a required one missing; the misspelling is the news.
-    const { issues } = result.error;
-    const issue = issues.find((candidate) => candidate.code === 'unrecognized_keys') ?? issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
-      throw new PolicyConfigError(file, keyPath([...issue.path, issue.keys[0]!]), 'unknown key');
-    }
-    throw new PolicyConfigError(file, keyPath(issue.path), issue.message);
+    const issues = locateConfigIssues(result.issues);
+    const { key, issue } = issues.find(({ issue }) => isUnknownKey(issue)) ?? issues[0]!;
+    throw new PolicyConfigError(file, formatKeyPath(key), issue.message);
   }
-  return new CompiledPolicy(result.data.rules);
+  return new CompiledPolicy(result.output.rules);
 }
 
 /** Parses a policy written as YAML (JSON is YAML too) and compiles it. */
@@ -93,7 +99,7 @@ export function parseAuthorizationPolicy(
   text: string,
   file = 'authorization policy',
 ): CompiledPolicy {
-  const document = parseDocument(text, { prettyErrors: true });
+  const document = yaml().parseDocument(text, { prettyErrors: true });
   const [error] = document.errors;
   if (error) {
     const [position] = error.linePos ?? [];
@@ -157,12 +163,4 @@ export class CompiledPolicy {
     );
     return rule?.name;
   }
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((part, index) =>
-      typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`,
-    )
-    .join('');
 }

@@ -98,7 +98,7 @@ describe('policy files', () => {
       'p2.yaml',
       'rules:\n  - methods: [a.B/C]\n    identities: [x, 3]\n',
       'rules[0].identities[1]',
-      'Invalid input: expected string, received number',
+      'expected string, received 3',
     ],
     [
       'p3.yaml',
@@ -114,7 +114,7 @@ describe('policy files', () => {
     ],
     ['p5.json', '{"rule": []}', 'rule', 'unknown key'],
     ['p7.yaml', 'rules:\n  - methods: [a.B/C]\n', 'rules[0].identities', 'is required'],
-    ['p6.json', '{"rules": {}}', 'rules', 'Invalid input: expected array, received object'],
+    ['p6.json', '{"rules": {}}', 'rules', 'expected Array, received Object'],
   ])('names the key and file of a bad policy (%s)', async (name, text, key, message) => {
     const error = await loadError(name, text);
     expect([error.file, error.key]).toEqual([join(dir, name), key]);

@@ -1,15 +1,2 @@
-export {
-  A66_LATENCY_BUCKETS,
-  type CallKind,
-  DEFAULT_DURATION_BUCKETS,
-  type GrpcClientLevel,
-  type MetricNaming,
-} from './instruments.js';
-export {
-  type ClientMetricsOptions,
-  type MetricsOptions,
-  metricsClientInterceptor,
-  metricsClientMiddleware,
-  metricsServerInterceptor,
-  metricsServerMiddleware,
-} from './middleware.js';
+export * from './interceptors.js';
+export { metricsClientMiddleware, metricsServerMiddleware } from './nice-grpc.js';

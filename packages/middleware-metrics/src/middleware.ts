@@ -13,8 +13,6 @@ import {
   type ServiceDefinitionLike,
   serviceMethods,
 } from '@switchyard/core';
-import { interceptClientCall, interceptServerCall } from '@switchyard/nice-grpc';
-import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
 import {
   A66_LATENCY_BUCKETS,
   type CallTally,
@@ -192,7 +190,7 @@ class MessageCounter implements MessageTap {
  * (or when sizes are measured) messages and bytes per call. `undefined` when no SDK had
  * registered a meter provider when it was created: every measurement would be dropped.
  */
-function metricsInterceptor(
+export function metricsInterceptor(
   side: Side,
   options: ClientMetricsOptions,
   endpoint: ServerEndpoint | undefined,
@@ -229,7 +227,7 @@ function metricsInterceptor(
  * The middleware's conventions: stable, plus legacy under `rpc/dup` — the migration setting
  * the conventions define, which keeps legacy dashboards fed while new ones are built.
  */
-function stableUnlessDup(
+export function stableUnlessDup(
   optIn: string | undefined = process.env.OTEL_SEMCONV_STABILITY_OPT_IN,
 ): RpcSemconvStability {
   const { legacy, stable } = rpcSemconvStability(optIn);
@@ -255,34 +253,10 @@ export function metricsClientInterceptor(
   return clientInterceptor(options, rpcSemconvStability);
 }
 
-function clientInterceptor(
+export function clientInterceptor(
   options: ClientMetricsOptions,
   defaultSemconv: () => RpcSemconvStability,
 ): Interceptor | undefined {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
   return metricsInterceptor('client', options, endpoint, defaultSemconv);
-}
-
-/**
- * Server middleware recording, per method: call duration by status, calls started and in
- * flight, messages (and optionally bytes) per streaming call. Install it first (outermost) so
- * that it times the whole call and sees calls that inner middleware reject.
- */
-export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
-  const interceptor = metricsInterceptor('server', options, undefined, stableUnlessDup);
-  if (interceptor === undefined) return (call, context) => call.next(call.request, context);
-  return (call, context) => interceptServerCall(call, context, interceptor);
-}
-
-/**
- * Client middleware recording, per method: call duration by status, calls started and in
- * flight, messages (and optionally bytes) per streaming call. Also counts retries, hedges and
- * retry-budget refusals reported by middleware-retry. On a client factory the last `use` runs
- * first: `use` it last to measure calls as the application sees them (retries included), or
- * before middleware-retry to measure each attempt.
- */
-export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
-  const interceptor = clientInterceptor(options, stableUnlessDup);
-  if (interceptor === undefined) return (call, callOptions) => call.next(call.request, callOptions);
-  return (call, callOptions) => interceptClientCall(call, callOptions, interceptor);
 }

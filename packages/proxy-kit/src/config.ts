@@ -1,181 +1,214 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { BALANCER_NAMES } from '@switchyard/balancer';
-import { statusFromName } from '@switchyard/core';
+import {
+  configIssueMessage,
+  formatKeyPath,
+  locateConfigIssues,
+  parseKeyPath,
+  statusFromName,
+} from '@switchyard/core';
 import {
   type DiscoveryConfig,
   discoveryConfigSchema,
   durationSchema as duration,
+  issuePath,
 } from '@switchyard/discovery';
 import {
   type AuthorizationPolicy,
   compileAuthorizationPolicy,
   PolicyConfigError,
   parseAuthorizationPolicy,
-} from '@switchyard/middleware-identity';
-import { LineCounter, parseDocument } from 'yaml';
-import { z } from 'zod';
+} from '@switchyard/middleware-identity/interceptors';
+import * as v from 'valibot';
 import type { ConnectionPoolOptions } from './connection-pool.js';
 import { type ListenerOptions, parseListenAddress } from './listener.js';
 import type { ProxyOptions, RouteDefinition, UpstreamDefinition } from './proxy.js';
 
-const listenAddress = z.string().refine(
-  (text) => {
-    try {
-      parseListenAddress(text);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `"${issue.input}" is not host:port (IPv6 as [::1]:4140)` },
+// Loaded on first use (synchronously: callers parse in line): a process that reads no YAML does
+// not carry the parser, ≈7 MB resident.
+const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
+
+const listenAddress = v.pipe(
+  v.string(),
+  v.check(
+    (text) => {
+      try {
+        parseListenAddress(text);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    (issue) => `"${issue.input}" is not host:port (IPv6 as [::1]:4140)`,
+  ),
 );
 
-const positiveInt = z.number().int().positive();
-const bytes = positiveInt.max(2 ** 31 - 1);
+const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
+const bytes = v.pipe(positiveInt, v.maxValue(2 ** 31 - 1));
+const intRange = (min: number, max: number) =>
+  v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+const range = (min: number, max: number) => v.pipe(v.number(), v.minValue(min), v.maxValue(max));
 
-const listenSchema = z.preprocess(
-  (value) => (typeof value === 'string' ? { address: value } : value),
-  z.strictObject({
+const listenSchema = v.pipe(
+  v.unknown(),
+  v.transform((value) => (typeof value === 'string' ? { address: value } : value)),
+  v.strictObject({
     address: listenAddress,
-    tls: z
-      .strictObject({ cert: z.string(), key: z.string(), clientCa: z.string().optional() })
-      .optional(),
-    maxConcurrentStreams: positiveInt.optional(),
-    streamWindowBytes: bytes.optional(),
-    connectionWindowBytes: bytes.optional(),
-    maxHeaderListBytes: bytes.optional(),
-    maxConnections: positiveInt.optional(),
-    handshakeTimeout: duration.optional(),
-    idleTimeout: duration.optional(),
-    limits: z
-      .strictObject({
-        maxHeaderBlockBytes: bytes.optional(),
-        maxContinuationFrames: positiveInt.optional(),
-        headerBlockTimeout: duration.optional(),
-        maxPingsPerSecond: positiveInt.optional(),
-        maxSettingsPerSecond: positiveInt.optional(),
-        maxEmptyFramesPerSecond: positiveInt.optional(),
-        maxResetsPerSecond: positiveInt.optional(),
-        maxQueuedOutputBytes: bytes.optional(),
-        settingsTimeout: duration.optional(),
-      })
-      .optional(),
+    tls: v.optional(
+      v.strictObject({ cert: v.string(), key: v.string(), clientCa: v.optional(v.string()) }),
+    ),
+    maxConcurrentStreams: v.optional(positiveInt),
+    streamWindowBytes: v.optional(bytes),
+    connectionWindowBytes: v.optional(bytes),
+    maxHeaderListBytes: v.optional(bytes),
+    maxConnections: v.optional(positiveInt),
+    handshakeTimeout: v.optional(duration),
+    idleTimeout: v.optional(duration),
+    limits: v.optional(
+      v.strictObject({
+        maxHeaderBlockBytes: v.optional(bytes),
+        maxContinuationFrames: v.optional(positiveInt),
+        headerBlockTimeout: v.optional(duration),
+        maxPingsPerSecond: v.optional(positiveInt),
+        maxSettingsPerSecond: v.optional(positiveInt),
+        maxEmptyFramesPerSecond: v.optional(positiveInt),
+        maxResetsPerSecond: v.optional(positiveInt),
+        maxQueuedOutputBytes: v.optional(bytes),
+        settingsTimeout: v.optional(duration),
+      }),
+    ),
   }),
 );
 
-const statusCode = z.string().transform((name, context) => {
-  const code = statusFromName(name);
-  if (code === undefined) {
-    context.addIssue({ code: 'custom', message: `"${name}" is not a gRPC status name` });
-    return z.NEVER;
-  }
-  return code;
-});
+const statusCode = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const code = statusFromName(dataset.value);
+    if (code !== undefined) return code;
+    addIssue({ message: `"${dataset.value}" is not a gRPC status name` });
+    return NEVER;
+  }),
+);
 
-const methodGlob = z.string().refine((value) => /^\/?(\*\*|[^/\s]+\/[^/\s]+)$/.test(value), {
-  message: "expected 'package.Service/Method' (globs allowed) or '**'",
-});
+const methodGlob = v.pipe(
+  v.string(),
+  v.regex(
+    /^\/?(\*\*|[^/\s]+\/[^/\s]+)$/,
+    "expected 'package.Service/Method' (globs allowed) or '**'",
+  ),
+);
 
-const routeSchema = z
-  .strictObject({
-    name: z.string().optional(),
-    methods: z.array(methodGlob).min(1, 'needs at least one method'),
-    upstream: z.string().default('default'),
-    timeout: duration.optional(),
-    idempotent: z.boolean().default(false),
-    retry: z
-      .strictObject({
-        maxAttempts: z.number().int().min(0).max(10).optional(),
-        codes: z.array(statusCode).optional(),
-        baseDelay: duration.optional(),
-        maxDelay: duration.optional(),
-        bufferLimit: bytes.optional(),
-      })
-      .optional(),
-    hedging: z
-      .strictObject({ maxAttempts: z.number().int().min(1).max(10), delay: duration.optional() })
-      .optional(),
-    retryBudget: z
-      .strictObject({
-        ttl: duration.optional(),
-        minPerSecond: z.number().min(0).optional(),
-        ratio: z.number().min(0).max(1).optional(),
-      })
-      .optional(),
+const routeSchema = v.pipe(
+  v.strictObject({
+    name: v.optional(v.string()),
+    methods: v.pipe(v.array(methodGlob), v.minLength(1, 'needs at least one method')),
+    upstream: v.optional(v.string(), 'default'),
+    timeout: v.optional(duration),
+    idempotent: v.optional(v.boolean(), false),
+    retry: v.optional(
+      v.strictObject({
+        maxAttempts: v.optional(intRange(0, 10)),
+        codes: v.optional(v.array(statusCode)),
+        baseDelay: v.optional(duration),
+        maxDelay: v.optional(duration),
+        bufferLimit: v.optional(bytes),
+      }),
+    ),
+    hedging: v.optional(
+      v.strictObject({ maxAttempts: intRange(1, 10), delay: v.optional(duration) }),
+    ),
+    retryBudget: v.optional(
+      v.strictObject({
+        ttl: v.optional(duration),
+        minPerSecond: v.optional(v.pipe(v.number(), v.minValue(0))),
+        ratio: v.optional(range(0, 1)),
+      }),
+    ),
     // Inline rules, or the path of a policy file (YAML or JSON), as middleware-identity reads it.
-    authorization: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
-  })
-  .superRefine((route, context) => {
+    authorization: v.optional(v.union([v.string(), v.record(v.string(), v.unknown())])),
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const route = dataset.value;
     if (typeof route.authorization === 'object') {
       try {
         compileAuthorizationPolicy(route.authorization as unknown as AuthorizationPolicy);
       } catch (error) {
         if (!(error instanceof PolicyConfigError)) throw error;
-        context.addIssue({
-          code: 'custom',
-          path: ['authorization', ...keyParts(error.key)],
+        addIssue({
           message: error.message.replace(/^authorization policy: (?:[^:]+: )?/, ''),
+          path: issuePath(route, ['authorization', ...parseKeyPath(error.key)]),
         });
       }
     }
     for (const key of ['retry', 'hedging'] as const) {
       if (route[key] !== undefined && !route.idempotent) {
-        context.addIssue({
-          code: 'custom',
-          path: [key],
+        addIssue({
           message: `${key} needs idempotent: true (only idempotent methods may be sent twice)`,
+          path: issuePath(route, [key]),
         });
       }
     }
-  });
+  }),
+);
 
-const upstreamSchema = z
-  .strictObject({
-    tls: z
-      .strictObject({
-        ca: z.string().optional(),
-        cert: z.string().optional(),
-        key: z.string().optional(),
-        serverName: z.string().optional(),
-      })
-      .optional(),
-    connectTimeout: duration.optional(),
-    keepalive: z.strictObject({ interval: duration, timeout: duration }).partial().optional(),
-    maxConnectionsPerEndpoint: positiveInt.max(64).optional(),
-    maxStreamsPerConnection: z.number().int().min(0).optional(),
-    streamWindowBytes: bytes.optional(),
-    connectionWindowBytes: bytes.optional(),
-    reconnect: z.strictObject({ base: duration, max: duration }).partial().optional(),
-  })
-  .default({});
+const upstreamSchema = v.optional(
+  v.strictObject({
+    tls: v.optional(
+      v.strictObject({
+        ca: v.optional(v.string()),
+        cert: v.optional(v.string()),
+        key: v.optional(v.string()),
+        serverName: v.optional(v.string()),
+      }),
+    ),
+    connectTimeout: v.optional(duration),
+    keepalive: v.optional(
+      v.strictObject({ interval: v.optional(duration), timeout: v.optional(duration) }),
+    ),
+    maxConnectionsPerEndpoint: v.optional(v.pipe(positiveInt, v.maxValue(64))),
+    maxStreamsPerConnection: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    streamWindowBytes: v.optional(bytes),
+    connectionWindowBytes: v.optional(bytes),
+    reconnect: v.optional(
+      v.strictObject({ base: v.optional(duration), max: v.optional(duration) }),
+    ),
+  }),
+  {},
+);
 
-const admissionSchema = z
-  .strictObject({ queueCapacity: positiveInt.optional(), failfast: duration.optional() })
-  .default({});
+const admissionSchema = v.optional(
+  v.strictObject({ queueCapacity: v.optional(positiveInt), failfast: v.optional(duration) }),
+  {},
+);
 
-const outlierSchema = z
-  .strictObject({
-    consecutiveFailures: positiveInt.optional(),
-    baseEjection: duration.optional(),
-    maxEjection: duration.optional(),
-    maxEjectedPercent: z.number().min(0).max(100).optional(),
-  })
-  .default({});
+const outlierSchema = v.optional(
+  v.strictObject({
+    consecutiveFailures: v.optional(positiveInt),
+    baseEjection: v.optional(duration),
+    maxEjection: v.optional(duration),
+    maxEjectedPercent: v.optional(range(0, 100)),
+  }),
+  {},
+);
 
-const healthCheckSchema = z
-  .strictObject({
-    service: z.string().default(''),
-    interval: duration.optional(),
-    timeout: duration.optional(),
-  })
-  .optional();
+const healthCheckSchema = v.optional(
+  v.strictObject({
+    service: v.optional(v.string(), ''),
+    interval: v.optional(duration),
+    timeout: v.optional(duration),
+  }),
+);
+
+const balancerSchema = v.optional(v.picklist(BALANCER_NAMES), 'p2c-ewma');
 
 /** One named upstream of `upstreams:`: the keys of the top-level one. */
-const namedUpstreamSchema = z.strictObject({
+const namedUpstreamSchema = v.strictObject({
   discovery: discoveryConfigSchema,
-  balancer: z.enum(BALANCER_NAMES).default('p2c-ewma'),
+  balancer: balancerSchema,
   upstream: upstreamSchema,
   admission: admissionSchema,
   outlier: outlierSchema,
@@ -183,56 +216,63 @@ const namedUpstreamSchema = z.strictObject({
 });
 
 /** The YAML file's shape; every key is optional except `discovery` (or `--upstream`). */
-export const proxyConfigSchema = z
-  .strictObject({
-    listen: listenSchema.default({ address: '127.0.0.1:4140' }),
-    workers: positiveInt.max(256).optional(),
-    balancer: z.enum(BALANCER_NAMES).default('p2c-ewma'),
+export const proxyConfigSchema = v.pipe(
+  v.strictObject({
+    listen: v.optional(listenSchema, '127.0.0.1:4140'),
+    workers: v.optional(v.pipe(positiveInt, v.maxValue(256))),
+    balancer: balancerSchema,
     discovery: discoveryConfigSchema,
-    upstreams: z
-      .record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i), namedUpstreamSchema)
-      .optional(),
-    routes: z.array(routeSchema).optional(),
-    identity: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          header: z.string().optional(),
-          trustedProxies: z.array(z.string().min(1)).optional(),
+    upstreams: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected a name like "orders"')),
+        namedUpstreamSchema,
+      ),
+    ),
+    routes: v.optional(v.array(routeSchema)),
+    identity: v.optional(
+      v.union([
+        v.literal(false),
+        v.strictObject({
+          header: v.optional(v.string()),
+          trustedProxies: v.optional(v.array(v.pipe(v.string(), v.minLength(1)))),
         }),
-      ])
-      .optional(),
+      ]),
+    ),
     upstream: upstreamSchema,
     admission: admissionSchema,
     outlier: outlierSchema,
     healthCheck: healthCheckSchema,
-    shutdown: z.strictObject({ grace: duration.default(10_000) }).default({ grace: 10_000 }),
-    log: z
-      .strictObject({
-        level: z
-          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-          .default('info'),
-      })
-      .default({ level: 'info' }),
-  })
-  .superRefine((config, context) => {
+    shutdown: v.optional(v.strictObject({ grace: v.optional(duration, '10s') }), {}),
+    log: v.optional(
+      v.strictObject({
+        level: v.optional(
+          v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+          'info',
+        ),
+      }),
+      {},
+    ),
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const config = dataset.value;
     config.routes?.forEach((route, index) => {
       if (route.upstream !== 'default' && config.upstreams?.[route.upstream] === undefined) {
-        context.addIssue({
-          code: 'custom',
-          path: ['routes', index, 'upstream'],
+        addIssue({
           message: `no upstream named "${route.upstream}" (upstreams: default${Object.keys(
             config.upstreams ?? {},
           )
             .map((name) => `, ${name}`)
             .join('')})`,
+          path: issuePath(config, ['routes', index, 'upstream']),
         });
       }
     });
-  });
+  }),
+);
 
 /** A validated configuration, with file paths resolved against the config file's directory. */
-export type ProxyConfig = z.output<typeof proxyConfigSchema> & {
+export type ProxyConfig = v.InferOutput<typeof proxyConfigSchema> & {
   /** Directory that relative paths in the file are resolved against. */
   baseDir: string;
   /** The file it came from (or `command line`), for error messages. */
@@ -255,6 +295,7 @@ export function loadConfigFile(path: string, overrides: Record<string, unknown> 
   } catch (error) {
     throw new ConfigError(`${path}: cannot read: ${(error as Error).message}`);
   }
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   const syntax = document.errors[0];
@@ -294,36 +335,12 @@ export function validateConfig(
     where = () => source,
   }: { baseDir?: string; source?: string; where?: (key: readonly PropertyKey[]) => string } = {},
 ): ProxyConfig {
-  const result = proxyConfigSchema.safeParse(input);
-  if (result.success) return { ...result.data, baseDir, source };
-  const lines = result.error.issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      // One line per key, pointing at the key itself: the usual cause is a typo.
-      return issue.keys.map((name) => {
-        const key = [...issue.path, name];
-        return `${where(key)}: ${keyPath(key)}: unknown key`;
-      });
-    }
-    return [`${where(issue.path)}: ${keyPath(issue.path) || '(top level)'}: ${issue.message}`];
-  });
+  const result = v.safeParse(proxyConfigSchema, input, { message: configIssueMessage });
+  if (result.success) return { ...result.output, baseDir, source };
+  const lines = locateConfigIssues(result.issues).map(
+    ({ key, issue }) => `${where(key)}: ${formatKeyPath(key) || '(top level)'}: ${issue.message}`,
+  );
   throw new ConfigError(lines.join('\n'));
-}
-
-/** `rules[0].identities[1]` → `['rules', 0, 'identities', 1]`. */
-function keyParts(key: string): (string | number)[] {
-  return key === ''
-    ? []
-    : key
-        .split(/\.|(?=\[)/)
-        .map((part) => (part.startsWith('[') ? Number(part.slice(1, -1)) : part));
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((key, i) =>
-      typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`,
-    )
-    .join('');
 }
 
 /** An upstream of the binary: the library's definition, and the discovery to create for it. */
@@ -342,8 +359,8 @@ export interface ResolvedConfig {
   logLevel: string;
 }
 
-type UpstreamConfig = z.output<typeof namedUpstreamSchema>;
-type RouteConfig = z.output<typeof routeSchema>;
+type UpstreamConfig = v.InferOutput<typeof namedUpstreamSchema>;
+type RouteConfig = v.InferOutput<typeof routeSchema>;
 
 /** Turns a validated config into library options, reading the TLS and policy files it names. */
 export function resolveConfig(config: ProxyConfig): ResolvedConfig {

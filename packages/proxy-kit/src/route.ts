@@ -6,8 +6,8 @@ import {
   proxyOutcome,
   Status,
 } from '@switchyard/core';
-import type { CompiledPolicy } from '@switchyard/middleware-identity';
-import type { RetryBudgetOptions, RetryPolicy } from '@switchyard/middleware-retry';
+import type { CompiledPolicy } from '@switchyard/middleware-identity/interceptors';
+import type { RetryBudgetOptions, RetryPolicy } from '@switchyard/middleware-retry/interceptors';
 import type { Service } from './service.js';
 
 /**

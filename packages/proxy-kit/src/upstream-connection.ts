@@ -1,5 +1,5 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as connectTls } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import type { Endpoint } from '@switchyard/discovery';
 import { type ConnectionHandler, H2Connection } from '@switchyard/h2';
 
@@ -77,6 +77,8 @@ export class UpstreamConnection implements ConnectionHandler {
     const { host, port } = endpoint;
     let socket: Socket;
     if (options.tls) {
+      // node:tls initialises OpenSSL (≈8 MB resident): loaded only for TLS upstreams.
+      const { connect: connectTls } = process.getBuiltinModule('node:tls');
       const tlsSocket = connectTls({
         // SNI carries host names only (RFC 6066); an IP is checked against the IP SANs.
         servername: isIP(host) === 0 ? host : undefined,

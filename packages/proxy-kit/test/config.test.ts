@@ -40,7 +40,7 @@ describe('configuration errors name the file, the line and the key', () => {
     [
       'an unknown balancer',
       'balancer: fastest\ndiscovery: { type: static, endpoints: [127.0.0.1:1] }\n',
-      /proxy\.yaml:1:11: balancer: Invalid option/,
+      /proxy\.yaml:1:11: balancer: expected \("p2c-ewma" \| "p2c-least-request" \| "round-robin"\), received "fastest"/,
     ],
     [
       'a bad endpoint, checked by @switchyard/discovery',

@@ -14,6 +14,7 @@ const CLI = fileURLToPath(new URL('../../../proxy-kit/dist/cli.js', import.meta.
 
 /** One pino log line of the proxy. */
 export interface ProxyLog {
+  /** Epoch milliseconds (the proxy logs ISO times). */
   time: number;
   msg: string;
   endpoint?: string;
@@ -43,6 +44,7 @@ export async function startProxyBinary(dir: string, configYaml: string) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       output += `${line}\n`;
       const log = JSON.parse(line) as ProxyLog & { address?: string };
+      if (typeof log.time === 'string') log.time = Date.parse(log.time);
       logs.push(log);
       if (log.msg === 'listening') {
         clearTimeout(timer);

@@ -1,0 +1,12 @@
+/**
+ * Deadline enforcement and propagation as core interceptors, for any transport and without nice-grpc: the entry proxy-kit
+ * imports, so that the proxy does not load the nice-grpc adapter it never runs (≈8 MB resident).
+ */
+export {
+  DEFAULT_PROPAGATION_OFFSET,
+  type DeadlinePolicy,
+  deadlineInterceptor,
+  type ResolvedDeadlinePolicy,
+  resolveDeadlinePolicy,
+  withDeadline,
+} from './deadline.js';
