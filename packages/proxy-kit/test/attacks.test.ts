@@ -22,6 +22,7 @@ const ATTACK_MS = 3_000;
 const RATE = 200;
 
 let backend: BackendProcess;
+let streams: BackendProcess;
 let config: string;
 let proxy: ProxyProcess;
 let idleRss = 0;
@@ -33,6 +34,11 @@ function descriptors(pid: number): number {
 
 beforeAll(async () => {
   backend = await startBackendProcess('attacked');
+  // The never-reading client's streams go to a backend of their own: the backend that produces
+  // 40 streams of 64 MiB stalls its own event loop for a while, which is the backend's cost, not
+  // the proxy's. What the proxy must show is that it keeps the healthy calls apart (an upstream
+  // connection's other streams never wait for a stalled reader; see streaming.test.ts).
+  streams = await startBackendProcess('streams');
   const dir = mkdtempSync(join(tmpdir(), 'proxy-kit-attacks-'));
   config = join(dir, 'proxy.yaml');
   // The binary's defaults, but a 2 s handshake timeout so the slow-handshake attack ends in time.
@@ -41,6 +47,11 @@ beforeAll(async () => {
     `listen: { address: 127.0.0.1:0, handshakeTimeout: 2s }
 workers: 1
 discovery: { type: static, endpoints: [${backend.address}] }
+upstreams:
+  streams: { discovery: { type: static, endpoints: [${streams.address}] } }
+routes:
+  - { methods: [switchyard.testing.v1.TestService/ServerStream], upstream: streams }
+  - { methods: ["**"] }
 log: { level: info }
 `,
   );
@@ -60,6 +71,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await backend?.stop();
+  await streams?.stop();
 });
 
 /** Calls at RATE per second for `ms` through the proxy, on a connection of their own. */

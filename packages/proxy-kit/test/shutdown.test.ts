@@ -2,8 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Status } from '@switchyard/core';
-import { createTestClient, type RunningTestServer, startServer } from '@switchyard/testing';
+import { Status, statusName } from '@switchyard/core';
+import {
+  createTestClient,
+  createTestServiceImpl,
+  type RunningTestServer,
+  startServer,
+} from '@switchyard/testing';
 import type { ClientError } from 'nice-grpc-common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCalls, startProxyProcess } from './support/proxy-process.js';
@@ -73,4 +78,80 @@ describe('SIGTERM', () => {
       close();
     }
   });
+});
+
+describe('SIGTERM under load', () => {
+  // 100 calls in flight over 10 connections, to a fast and a slow backend, then SIGTERM: the
+  // drain must serve every one of them (the two-step GOAWAY's point), 20 times over.
+  let fast: RunningTestServer;
+  let slow: RunningTestServer;
+  let started = 0;
+  const counting = (extraMs: number) => (name: string) => {
+    const impl = createTestServiceImpl({ backend: name });
+    return {
+      ...impl,
+      unary: async (...args: Parameters<typeof impl.unary>) => {
+        started++;
+        await sleep(extraMs);
+        return impl.unary(...args);
+      },
+    };
+  };
+
+  beforeAll(async () => {
+    fast = await startServer({ backend: 'fast', implementation: counting(20) });
+    slow = await startServer({ backend: 'slow', implementation: counting(400) });
+  });
+
+  afterAll(async () => {
+    await fast.stop();
+    await slow.stop();
+  });
+
+  it('20 runs of 100 calls in flight on 10 connections: none fails, every run exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-kit-drain-'));
+    const config = join(dir, 'proxy.yaml');
+    writeFileSync(
+      config,
+      `listen: 127.0.0.1:0
+workers: 1
+balancer: round-robin
+discovery: { type: static, endpoints: [${fast.address}, ${slow.address}] }
+shutdown: { grace: 10s }
+`,
+    );
+    const failures: string[] = [];
+    for (let run = 0; run < 20; run++) {
+      const proxy = await startProxyProcess(['--config', config]);
+      const clients = Array.from({ length: 10 }, () => createTestClient(proxy.address));
+      try {
+        // One call per connection first, so that each is connected before the load starts.
+        await Promise.all(clients.map(({ client }) => client.unary({})));
+        started = 0;
+        const calls = clients.flatMap(({ client }) =>
+          Array.from({ length: 10 }, (_, i) =>
+            client.unary({ payload: `call-${i}`, delayMs: i * 10 }).then(
+              (response) => {
+                if (response.payload !== `call-${i}`) failures.push(`run ${run}: wrong payload`);
+              },
+              (error: ClientError) => {
+                failures.push(`run ${run}: ${statusName(error.code)} ${error.details}`);
+              },
+            ),
+          ),
+        );
+        // Every call has reached a backend: all 100 are in flight when the signal comes.
+        const deadline = Date.now() + 5_000;
+        while (started < 100 && Date.now() < deadline) await sleep(2);
+        expect(started, `run ${run}: calls that reached a backend`).toBe(100);
+        const exited = proxy.stop('SIGTERM');
+        await Promise.all(calls);
+        expect(await exited, `run ${run}: exit`).toEqual({ code: 0, signal: null });
+      } finally {
+        for (const { close } of clients) close();
+        await proxy.stop('SIGKILL');
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
 });
