@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PeakEwma } from '@switchyard/balancer';
 import type { AdminMetrics } from './admin-metrics.js';
@@ -6,7 +6,10 @@ import { parseListenAddress } from './listener.js';
 import type { RunningProxy } from './proxy.js';
 import type { CallStatsSnapshot } from './stats.js';
 
-/** Where the admin listener binds when enabled without an address: loopback only. */
+/**
+ * Where the admin listener binds when enabled without an address: loopback only, so that the
+ * metrics, endpoints and configuration are not public unless an operator says so.
+ */
 export const DEFAULT_ADMIN_ADDRESS = '127.0.0.1:9990';
 
 /** Options of {@link startAdmin}. */
@@ -65,6 +68,8 @@ export async function startAdmin(
     '/config': (_, response) => json(response, redact(config?.() ?? {})),
     ...(metrics ? { '/metrics': (request, response) => metrics.handle(request, response) } : {}),
   };
+  // node:http only once an admin listener starts: ≈5 MB a proxy without one does not carry.
+  const { createServer } = await import('node:http');
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://admin').pathname;
     const route = routes[path];

@@ -2,7 +2,6 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { pino, stdTimeFunctions } from 'pino';
-import type { AccessLogOptions } from './access-log.js';
 import {
   ConfigError,
   loadConfigFile,
@@ -10,7 +9,6 @@ import {
   resolveConfig,
   validateConfig,
 } from './config.js';
-import { parseListenAddress } from './listener.js';
 import { StartupError, serve } from './serve.js';
 import { superviseWorkers } from './workers.js';
 
@@ -42,6 +40,8 @@ const FLAG_OF: Record<string, string> = {
   balancer: '--balancer',
   workers: '--workers',
   log: '--log-level',
+  admin: '--admin',
+  accessLog: '--access-log',
 };
 
 function fail(message: string, code = 2): never {
@@ -89,21 +89,10 @@ function configFromArgs(argv: string[]) {
       .filter(Boolean);
     overrides.discovery = { type: 'static', endpoints };
   }
-  const admin = typeof flags.admin === 'string' ? flags.admin : undefined;
-  if (admin !== undefined) {
-    try {
-      parseListenAddress(admin);
-    } catch (error) {
-      fail(`--admin: ${(error as Error).message}`);
-    }
-  }
-  let accessLog: AccessLogOptions | undefined;
+  if (typeof flags.admin === 'string') overrides.admin = flags.admin;
   if (typeof flags['access-log'] === 'string') {
-    const rate = Number(flags['access-log']);
-    if (flags['access-log'] === '' || !(rate >= 0 && rate <= 1)) {
-      fail(`--access-log: expected a share of calls from 0 to 1, got "${flags['access-log']}"`);
-    }
-    accessLog = { sampleRate: rate };
+    const rate = flags['access-log'];
+    overrides.accessLog = { sampleRate: /^\d*\.?\d+$/.test(rate) ? Number(rate) : rate };
   }
   const file = typeof flags.config === 'string' ? flags.config : undefined;
   if (file === undefined && overrides.discovery === undefined) {
@@ -113,7 +102,7 @@ function configFromArgs(argv: string[]) {
     file !== undefined
       ? loadConfigFile(file, overrides)
       : validateConfig(overrides, { where: (key) => FLAG_OF[String(key[0])] ?? 'flags' });
-  return { load, file, admin, accessLog };
+  return { load, file };
 }
 
 async function main(): Promise<void> {
@@ -122,7 +111,7 @@ async function main(): Promise<void> {
     await (await import('./stat.js')).statCommand(argv.slice(1));
     return;
   }
-  const { load, file, admin, accessLog } = configFromArgs(argv);
+  const { load, file } = configFromArgs(argv);
   let raw: ProxyConfig;
   let config: ReturnType<typeof resolveConfig>;
   try {
@@ -134,10 +123,11 @@ async function main(): Promise<void> {
   }
   // The admin reports one process's balancers, so with it the default is one worker; more
   // workers, each with its own balancer state, would each need an admin of their own.
+  const { admin } = config;
   const workers = admin !== undefined && raw.workers === undefined ? 1 : config.workers;
   if (admin !== undefined && workers > 1) {
     fail(
-      `--admin needs workers: 1 (got ${workers}): each worker balances on its own, and one admin ` +
+      `admin needs workers: 1 (got ${workers}): each worker balances on its own, and one admin ` +
         'listener would show one of them; run one proxy-kit per core instead',
     );
   }
@@ -154,8 +144,7 @@ async function main(): Promise<void> {
   }
   try {
     await serve(config, logger, {
-      admin: admin === undefined ? undefined : { address: admin },
-      accessLog,
+      admin,
       shownConfig: raw,
       reload: () => {
         const next = load();

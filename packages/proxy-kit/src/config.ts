@@ -23,6 +23,8 @@ import {
   parseAuthorizationPolicy,
 } from '@switchyard/middleware-identity/interceptors';
 import * as v from 'valibot';
+import type { AccessLogOptions } from './access-log.js';
+import { DEFAULT_ADMIN_ADDRESS } from './admin.js';
 import type { ConnectionPoolOptions } from './connection-pool.js';
 import { type ListenerOptions, parseListenAddress } from './listener.js';
 import type { ProxyOptions, RouteDefinition, UpstreamDefinition } from './proxy.js';
@@ -65,6 +67,8 @@ const listenSchema = v.pipe(
     connectionWindowBytes: v.optional(bytes),
     maxHeaderListBytes: v.optional(bytes),
     maxConnections: v.optional(positiveInt),
+    maxConcurrentCalls: v.optional(positiveInt),
+    maxRequestMessageBytes: v.optional(bytes),
     handshakeTimeout: v.optional(duration),
     idleTimeout: v.optional(duration),
     limits: v.optional(
@@ -129,6 +133,8 @@ const routeSchema = v.pipe(
     ),
     // Inline rules, or the path of a policy file (YAML or JSON), as middleware-identity reads it.
     authorization: v.optional(v.union([v.string(), v.record(v.string(), v.unknown())])),
+    maxConcurrentCalls: v.optional(positiveInt),
+    maxRequestMessageBytes: v.optional(bytes),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -205,6 +211,23 @@ const healthCheckSchema = v.optional(
 
 const balancerSchema = v.optional(v.picklist(BALANCER_NAMES), 'p2c-ewma');
 
+const adminSchema = v.optional(
+  v.pipe(
+    v.unknown(),
+    v.transform((value) => (typeof value === 'string' ? { address: value } : value)),
+    v.strictObject({ address: v.optional(listenAddress, DEFAULT_ADMIN_ADDRESS) }),
+  ),
+);
+
+const accessLogSchema = v.optional(
+  v.strictObject({
+    sampleRate: v.optional(range(0, 1)),
+    failuresAlways: v.optional(v.boolean()),
+    slowerThan: v.optional(duration),
+    methods: v.optional(v.array(methodGlob)),
+  }),
+);
+
 /** One named upstream of `upstreams:`: the keys of the top-level one. */
 const namedUpstreamSchema = v.strictObject({
   discovery: discoveryConfigSchema,
@@ -243,6 +266,8 @@ export const proxyConfigSchema = v.pipe(
     outlier: outlierSchema,
     healthCheck: healthCheckSchema,
     shutdown: v.optional(v.strictObject({ grace: v.optional(duration, '10s') }), {}),
+    admin: adminSchema,
+    accessLog: accessLogSchema,
     log: v.optional(
       v.strictObject({
         level: v.optional(
@@ -357,6 +382,8 @@ export interface ResolvedConfig {
   workers: number;
   graceMs: number;
   logLevel: string;
+  /** The admin listener; none when absent. */
+  admin: { address: string } | undefined;
 }
 
 type UpstreamConfig = v.InferOutput<typeof namedUpstreamSchema>;
@@ -374,7 +401,15 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     }
   };
   const { listen } = config;
-  const { tls, handshakeTimeout, idleTimeout, limits, ...listenRest } = listen;
+  const {
+    tls,
+    handshakeTimeout,
+    idleTimeout,
+    limits,
+    maxConcurrentCalls,
+    maxRequestMessageBytes,
+    ...listenRest
+  } = listen;
   const listener: ListenerOptions = {
     ...listenRest,
     handshakeTimeoutMs: handshakeTimeout,
@@ -408,6 +443,9 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     proxy: {
       listen: listener,
       routes: config.routes?.map((route, index) => resolveRoute(route, index, read)),
+      maxConcurrentCalls,
+      maxRequestMessageBytes,
+      accessLog: config.accessLog && accessLogOptions(config.accessLog),
       identity:
         config.identity === false || config.identity === undefined
           ? config.identity
@@ -420,7 +458,15 @@ export function resolveConfig(config: ProxyConfig): ResolvedConfig {
     workers: config.workers ?? availableParallelism(),
     graceMs: config.shutdown.grace,
     logLevel: config.log.level,
+    admin: config.admin,
   };
+}
+
+function accessLogOptions(
+  config: NonNullable<v.InferOutput<typeof accessLogSchema>>,
+): AccessLogOptions {
+  const { slowerThan, ...rest } = config;
+  return { ...rest, slowerThanMs: slowerThan };
 }
 
 function resolveUpstream(
@@ -513,6 +559,8 @@ function resolveRoute(
       typeof authorization === 'string'
         ? policyFile(read(authorization, key).toString('utf8'), authorization)
         : (authorization as AuthorizationPolicy | undefined),
+    maxConcurrentCalls: route.maxConcurrentCalls,
+    maxRequestMessageBytes: route.maxRequestMessageBytes,
   };
 }
 

@@ -1,6 +1,5 @@
 import type { MeterProvider } from '@opentelemetry/api';
 import type { Balancer } from '@switchyard/balancer';
-import type { Call, Outcome } from '@switchyard/core';
 import type { Discovery } from '@switchyard/discovery';
 import { cancellationInterceptor } from '@switchyard/middleware-cancellation/interceptors';
 import { deadlineInterceptor } from '@switchyard/middleware-deadline/interceptors';
@@ -30,11 +29,11 @@ import { type BalanceService, balance, type EndpointStack } from './balance.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './connection-pool.js';
 import { grpcRequestGuard } from './grpc-request-guard.js';
 import type { activeHealthCheck, HealthCheckOptions } from './health-check.js';
+import { countedCalls, requestSizeLimit } from './limits.js';
 import { EjectionBudget, type OutlierOptions, outlierBreaker } from './outlier-breaker.js';
-import type { ProxyCall } from './proxy-call.js';
 import { type Route, router } from './route.js';
-import { intercept, type Layer, LayerService, type Service, stack } from './service.js';
-import { type CallStats, ProxyStats } from './stats.js';
+import { intercept, type Layer, type Service, stack } from './service.js';
+import { ProxyStats } from './stats.js';
 import { upstreamCall } from './upstream-call.js';
 
 /** One named set of endpoints and how calls reach them. */
@@ -79,6 +78,8 @@ export interface PipelineOptions {
   meterProvider?: MeterProvider;
   /** An access log line per call, sampled and filtered; none when absent. */
   accessLog?: AccessLogOptions;
+  /** Calls in flight through the whole proxy; more fail at once (RESOURCE_EXHAUSTED). */
+  maxConcurrentCalls?: number;
 }
 
 /** The data plane: the service calls enter, and the balancers of its upstreams by name. */
@@ -91,14 +92,15 @@ export interface Pipeline {
  * The path of every proxied call, top to bottom — the one place it is assembled, from the same
  * layers the apps run as nice-grpc middleware:
  *
- *   grpcRequestGuard → metrics → tracing → identity → access log → route ─┬─ route stats
- *     → authorization → upstream call → deadline → cancellation → retry/hedging
- *     → identity header → admission → balance
+ *   grpcRequestGuard → metrics → tracing → identity → access log → proxy's count and limit
+ *     → route ─┬─ route's count and limit → request size limit → authorization → upstream call
+ *     → deadline → cancellation → retry/hedging → identity header → admission → balance
  *     ─┬─ metrics → tracing → outlierBreaker → healthCheck → pool (endpoint 1)
  *      └─ …                                                       (endpoint 2) …
  *
  * Order matters: the guard answers non-gRPC requests first; the server-side layers see the call
- * as the client made it (metrics outermost, to time everything); the route picks the upstream
+ * as the client made it (metrics outermost, to time everything); the access log sees every call
+ * with its caller known, the concurrency limits' refusals too; the route picks the upstream
  * and the policy; the upstream call becomes a client call whose layers read the inbound one
  * (deadline minus offset, cancellation, trace context, caller); retries and hedges go through
  * admission and the balancer each time, so another attempt can go to another endpoint; an
@@ -126,7 +128,14 @@ export function proxyPipeline(options: PipelineOptions): Pipeline {
   const routes = options.routes.map((route) => ({
     route,
     service: stack(
-      routeStats(route.name, stats.route(route.name)),
+      countedCalls(stats.route(route.name), {
+        maxConcurrentCalls: route.maxConcurrentCalls,
+        what: `route ${route.name}`,
+        route: route.name,
+      }),
+      ...(route.maxRequestMessageBytes === undefined
+        ? []
+        : [requestSizeLimit(route.maxRequestMessageBytes)]),
       ...routeLayers(route, identity),
     ).service(upstreams.get(route.upstream)!),
   }));
@@ -137,32 +146,12 @@ export function proxyPipeline(options: PipelineOptions): Pipeline {
     ...traced(tracingServerInterceptor()),
     ...(identity ? [intercept(peerIdentityInterceptor(identity))] : []),
     ...(options.accessLog ? [accessLog(logger, options.accessLog)] : []),
+    countedCalls(stats.inbound, {
+      maxConcurrentCalls: options.maxConcurrentCalls,
+      what: 'the proxy',
+    }),
   ).service(router(routes, [...upstreams.values()]));
   return { service, upstreams: balancers };
-}
-
-/** Layer: the route's counters see each of its calls, and the call learns its route's name. */
-function routeStats(name: string, stats: CallStats): Layer {
-  return (inner) => new RouteStats(inner, name, stats);
-}
-
-class RouteStats extends LayerService {
-  constructor(
-    inner: Service,
-    readonly name: string,
-    readonly stats: CallStats,
-  ) {
-    super(inner);
-  }
-
-  override call(call: Call): Promise<Outcome> {
-    (call.transport as ProxyCall).routeName = this.name;
-    const startedAt = this.stats.start();
-    return this.inner.call(call).then((outcome) => {
-      this.stats.finish(startedAt, outcome.status);
-      return outcome;
-    });
-  }
 }
 
 /** One route's layers, from the served call to its upstream's admission. */

@@ -73,6 +73,7 @@ export class ProxyCall implements StreamHandler, CallTransport {
   #responded = false;
   #done = false;
   #taps: MessageTap[] | undefined = undefined;
+  #sizeCheck: ((data: Buffer) => void) | undefined = undefined;
   #requestMessages: MessageBoundaries | undefined = undefined;
   #responseMessages: MessageBoundaries | undefined = undefined;
 
@@ -165,9 +166,31 @@ export class ProxyCall implements StreamHandler, CallTransport {
       this.#taps = [tap];
       this.#requestMessages = new MessageBoundaries();
       this.#responseMessages = new MessageBoundaries();
+      // Request bytes read with the headers arrived before any layer ran; until an attempt
+      // takes them, every one is still kept here.
+      if (this.#tried.length === 0) for (const { data } of this.#kept) this.#count('request', data);
     } else {
       this.#taps.push(tap);
     }
+  }
+
+  /**
+   * Calls `exceeded` (once) with the size of the first request message larger than `maxBytes`,
+   * read from its 5-byte prefix — before its bytes arrive, and counting those that came before
+   * this was asked (before any attempt, every request byte is still kept).
+   */
+  limitRequestMessages(maxBytes: number, exceeded: (size: number) => void): void {
+    const boundaries = new MessageBoundaries();
+    let tripped = false;
+    const check = (data: Buffer) =>
+      boundaries.push(data, (size) => {
+        if (size > maxBytes && !tripped) {
+          tripped = true;
+          exceeded(size);
+        }
+      });
+    this.#sizeCheck = check;
+    if (this.#tried.length === 0) for (const { data } of this.#kept) check(data);
   }
 
   // ---- Attempts ----
@@ -245,6 +268,7 @@ export class ProxyCall implements StreamHandler, CallTransport {
     }
     if (endStream) this.#requestEnded = true;
     this.requestBytes += data.length;
+    if (this.#sizeCheck !== undefined && data.length > 0) this.#sizeCheck(data);
     if (this.#requestMessages !== undefined && data.length > 0) this.#count('request', data);
     const attempts = this.#attempts;
     if (attempts.length === 0) {

@@ -77,6 +77,10 @@ export interface RouteDefinition {
   retryBudget?: RetryBudgetOptions;
   /** Who may call the route's methods (needs verified client certificates); none: everyone. */
   authorization?: AuthorizationPolicy | CompiledPolicy;
+  /** Calls in flight on the route; more fail at once with RESOURCE_EXHAUSTED. Default: no limit. */
+  maxConcurrentCalls?: number;
+  /** Larger request messages end the call with RESOURCE_EXHAUSTED. Default: the proxy's. */
+  maxRequestMessageBytes?: number;
 }
 
 /** Options of {@link startProxy}. */
@@ -104,6 +108,16 @@ export interface ProxyOptions extends UpstreamDefinition {
   meterProvider?: MeterProvider;
   /** Where routes and endpoints count their calls (the admin's metrics observe it). Default: a new one. */
   stats?: ProxyStats;
+  /**
+   * Calls in flight through the whole proxy (every connection of the listener); more fail at
+   * once with RESOURCE_EXHAUSTED. Default: no limit (each connection's `maxConcurrentStreams`).
+   */
+  maxConcurrentCalls?: number;
+  /**
+   * Request messages larger than this end their call with RESOURCE_EXHAUSTED, on every route
+   * that sets no limit of its own. Default: no limit (messages pass through unread).
+   */
+  maxRequestMessageBytes?: number;
 }
 
 /** What {@link RunningProxy.reload} can change: everything but where the proxy listens. */
@@ -211,7 +225,7 @@ async function buildPipeline(
     upstreams.set(name, await upstreamOptions(upstream));
   }
   const routes = (options.routes ?? [{ methods: ['**'] }]).map((route, index) =>
-    resolveRoute(route, index, upstreams),
+    resolveRoute(route, index, upstreams, options.maxRequestMessageBytes),
   );
   const identity =
     options.identity === false
@@ -230,6 +244,7 @@ async function buildPipeline(
     stats: shared.stats,
     meterProvider: shared.meterProvider,
     accessLog: options.accessLog,
+    maxConcurrentCalls: options.maxConcurrentCalls,
   });
   const service = new InFlight(pipeline.service);
   return {
@@ -287,6 +302,7 @@ function resolveRoute(
   definition: RouteDefinition,
   index: number,
   upstreams: ReadonlyMap<string, UpstreamOptions>,
+  maxRequestMessageBytes: number | undefined,
 ): Route {
   const name = definition.name ?? `routes[${index}]`;
   const upstream = definition.upstream ?? 'default';
@@ -319,6 +335,8 @@ function resolveRoute(
       authorization === undefined || authorization instanceof CompiledPolicy
         ? authorization
         : compileAuthorizationPolicy(authorization, `${name}.authorization`),
+    maxConcurrentCalls: definition.maxConcurrentCalls,
+    maxRequestMessageBytes: definition.maxRequestMessageBytes ?? maxRequestMessageBytes,
   };
 }
 

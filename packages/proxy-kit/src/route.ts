@@ -41,6 +41,10 @@ export interface Route {
   readonly retryBudget: RetryBudgetOptions | undefined;
   /** Who may call the route's methods; no policy lets every caller through. */
   readonly authorization: CompiledPolicy | undefined;
+  /** Calls in flight on the route; more fail at once with RESOURCE_EXHAUSTED. No limit if absent. */
+  readonly maxConcurrentCalls: number | undefined;
+  /** Larger request messages end the call with RESOURCE_EXHAUSTED. No limit if absent. */
+  readonly maxRequestMessageBytes: number | undefined;
 }
 
 /** A route and the service its calls go to. */

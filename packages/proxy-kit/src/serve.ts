@@ -1,6 +1,5 @@
 import { createDiscovery, type Discovery } from '@switchyard/discovery';
 import type { Logger } from 'pino';
-import type { AccessLogOptions } from './access-log.js';
 import type { AdminMetrics } from './admin-metrics.js';
 import type { ResolvedConfig } from './config.js';
 import { type ReloadOptions, type RunningProxy, startProxy } from './proxy.js';
@@ -9,8 +8,6 @@ import { type ReloadOptions, type RunningProxy, startProxy } from './proxy.js';
 export interface ServeOptions {
   /** The admin listener (`/metrics`, `/ready`, `/endpoints`…); none when absent. */
   admin?: { address: string };
-  /** An access log line per call; none when absent. */
-  accessLog?: AccessLogOptions;
   /** What `/config` shows as the configuration in force (redacted there). */
   shownConfig?: unknown;
   /**
@@ -61,7 +58,6 @@ export async function serve(
       ...proxyOptions(config, discoveries),
       listen: config.proxy.listen,
       logger,
-      accessLog: options.accessLog,
       meterProvider: metrics?.meterProvider,
       stats: metrics?.stats,
     });
@@ -208,6 +204,7 @@ function unreloadable(current: ResolvedConfig, next: ResolvedConfig): string[] {
   if (JSON.stringify(current.proxy.listen) !== JSON.stringify(next.proxy.listen))
     changed.push('listen');
   if (current.workers !== next.workers) changed.push('workers');
+  if (current.admin?.address !== next.admin?.address) changed.push('admin');
   return changed;
 }
 

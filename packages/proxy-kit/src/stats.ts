@@ -112,6 +112,8 @@ export class ProxyStats {
   readonly #routes = new Map<string, CallStats>();
   readonly #endpoints = new Map<string, EndpointStats>();
   readonly #observe: StatsObservers | undefined;
+  /** Every call the proxy served, whatever its route (the proxy-wide concurrency limit's count). */
+  readonly inbound = new CallStats();
 
   /** With `observe`, each new record is handed an observer of its calls (the metrics' histograms). */
   constructor(observe?: StatsObservers) {

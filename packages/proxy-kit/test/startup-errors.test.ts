@@ -109,6 +109,6 @@ discovery: { type: static, endpoints: [127.0.0.1:1] }
       '2',
     ]);
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^proxy-kit: --admin needs workers: 1 \(got 2\)[^\n]*\n$/);
+    expect(stderr).toMatch(/^proxy-kit: admin needs workers: 1 \(got 2\)[^\n]*\n$/);
   });
 });
