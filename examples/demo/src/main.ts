@@ -289,13 +289,17 @@ async function main(): Promise<void> {
   const answered = (from: number, to = Number.POSITIVE_INFINITY) =>
     all.filter((s) => s.ok && s.at >= from && s.at < to).length;
   // The slow backend's share once peak-EWMA has had a window to notice, until the kill leaves
-  // it one of two; failed calls after the kill and after proxy-kit ejected the killed backend.
+  // it one of two. Failed calls: those that ended after the kill (the calls in flight on the
+  // killed backend among them, unless a retry saved them), and those made once proxy-kit had
+  // ejected it.
   const slowFrom = start + AT.slow + WINDOW_MS;
   const killFrom = start + AT.kill;
   const ejectedFrom = ejectedAt.get(KILLED);
   const slowShare =
     (100 * served(SLOW, slowFrom, killFrom)) / Math.max(1, answered(slowFrom, killFrom));
   const failedSince = (from: number) => all.filter((s) => !s.ok && s.at >= from).length;
+  const failedStartedSince = (from: number) =>
+    all.filter((s) => !s.ok && s.at - s.ms >= from).length;
   const seconds = (at: number | undefined) =>
     at === undefined ? null : Math.round((at - start) / 100) / 10;
   const failed = all.filter((s) => !s.ok).length;
@@ -310,10 +314,10 @@ async function main(): Promise<void> {
     `  ${SLOW} slow: ${slowShare.toFixed(1)}% of the calls from ${seconds(slowFrom)} s to the kill (peak-EWMA steers away from latency)`,
   );
   console.log(
-    `  ${KILLED} killed at ${seconds(killFrom)} s: ${failedSince(killFrom)} failed calls after the kill (proxy-kit retried what was in flight); ` +
+    `  ${KILLED} killed at ${seconds(killFrom)} s: ${failedSince(killFrom)} calls failed after the kill; ` +
       (ejectedFrom === undefined
         ? 'proxy-kit logged no ejection'
-        : `ejected at ${seconds(ejectedFrom)} s, ${failedSince(ejectedFrom)} failed calls after that`),
+        : `ejected at ${seconds(ejectedFrom)} s, ${failedStartedSince(ejectedFrom)} of the calls made after that failed`),
   );
   for (const [reason, count] of failures) console.log(`  failed ${count}×: ${reason}`);
 
@@ -357,7 +361,8 @@ async function main(): Promise<void> {
       at: seconds(killFrom),
       ejectedAt: seconds(ejectedFrom),
       failedAfterKill: failedSince(killFrom),
-      failedAfterEjection: ejectedFrom === undefined ? null : failedSince(ejectedFrom),
+      /** Of the calls made once proxy-kit had ejected it. */
+      failedAfterEjection: ejectedFrom === undefined ? null : failedStartedSince(ejectedFrom),
     },
     deadline: { ms: deadline, hops: quoted.hops },
     retried: { failedOn: retriedOn, answeredBy: retried.backend, attempt: retried.attempt },
