@@ -14,7 +14,7 @@ export interface AdminMetrics {
    * them. Read after the SDK started, when there is one.
    */
   readonly meterProvider: MeterProvider;
-  /** For `ProxyOptions.stats`: its routes and endpoints feed the duration histograms. */
+  /** For `ProxyOptions.stats`: its routes feed the route duration histogram. */
   readonly stats: ProxyStats;
   /** The reader to give the SDK (`startTelemetry`'s `metricReaders`) when there is one. */
   readonly reader: PrometheusMetrics['reader'];
@@ -28,47 +28,29 @@ const SECONDS = LATENCY_BOUNDS_MS.map((ms) => ms / 1000);
 
 /**
  * The proxy's own instruments, besides the middleware's: per route and per endpoint calls by
- * status, calls in flight and a duration histogram; per endpoint peak-EWMA, readiness, ejection
- * and connections. Counters and gauges are observed from the counters the data plane keeps
- * ({@link ProxyStats}) at scrape time; only the histograms are recorded per call.
+ * status and calls in flight; per route a duration histogram; per endpoint peak-EWMA,
+ * readiness, ejection and connections. Counters and gauges are observed from the counters the
+ * data plane keeps ({@link ProxyStats}) at scrape time; only the route histogram is recorded per
+ * call.
  */
 export function adminMetrics(sdk: boolean): AdminMetrics {
   const exposition = prometheusMetrics({ ownProvider: !sdk });
   const meter = () => exposition.meterProvider.getMeter('@switchyard/proxy-kit');
-  let histograms:
-    | {
-        route: ReturnType<ReturnType<typeof meter>['createHistogram']>;
-        endpoint: ReturnType<ReturnType<typeof meter>['createHistogram']>;
-      }
-    | undefined;
+  let routeDuration: ReturnType<ReturnType<typeof meter>['createHistogram']> | undefined;
   // Created on first use: with an SDK, its provider is registered only after this module loads.
-  const histogram = () => {
-    if (histograms === undefined) {
-      const m = meter();
-      const advice = { explicitBucketBoundaries: SECONDS };
-      histograms = {
-        route: m.createHistogram('proxykit.route.duration', {
-          description: 'Duration of calls through a route, retries included.',
-          unit: 's',
-          advice,
-        }),
-        endpoint: m.createHistogram('proxykit.endpoint.duration', {
-          description: 'Duration of attempts sent to an endpoint.',
-          unit: 's',
-          advice,
-        }),
-      };
-    }
-    return histograms;
-  };
+  // No histogram of the proxy's own per endpoint: the middleware's rpc.client.duration is one,
+  // per endpoint (server.address, server.port), and a second would cost every call again.
   const stats = new ProxyStats({
     route: (name) => {
       const attributes = { route: name };
-      return (elapsedMs) => histogram().route.record(elapsedMs / 1000, attributes);
-    },
-    endpoint: (upstream, address) => {
-      const attributes = { upstream, endpoint: address };
-      return (elapsedMs) => histogram().endpoint.record(elapsedMs / 1000, attributes);
+      return (elapsedMs) => {
+        routeDuration ??= meter().createHistogram('proxykit.route.duration', {
+          description: 'Duration of calls through a route, retries included.',
+          unit: 's',
+          advice: { explicitBucketBoundaries: SECONDS },
+        });
+        routeDuration.record(elapsedMs / 1000, attributes);
+      };
     },
   });
   return {

@@ -101,7 +101,7 @@ export class EndpointStats extends CallStats {
 /** Makes the observer of a new route's or endpoint's calls. */
 export interface StatsObservers {
   route(name: string): CallStats['observer'];
-  endpoint(upstream: string, address: string): CallStats['observer'];
+  endpoint?(upstream: string, address: string): CallStats['observer'];
 }
 
 /**
@@ -147,7 +147,7 @@ export class ProxyStats {
     let stats = this.#endpoints.get(key);
     if (stats === undefined) {
       stats = new EndpointStats();
-      stats.observer = this.#observe?.endpoint(upstream, address);
+      stats.observer = this.#observe?.endpoint?.(upstream, address);
       this.#endpoints.set(key, stats);
     }
     stats.holders++;
