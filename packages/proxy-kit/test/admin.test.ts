@@ -79,12 +79,13 @@ describe('the admin listener', () => {
   });
 
   it('/metrics, parsed as Prometheus text, has per-endpoint series that move with traffic', async () => {
-    const proxy = await startProxyProcess([
-      '--upstream',
-      backends.map((b) => b.address).join(','),
-      '--admin',
-      '127.0.0.1:0',
-    ]);
+    const proxy = await startProxyProcess(
+      ['--upstream', backends.map((b) => b.address).join(','), '--admin', '127.0.0.1:0'],
+      // The middleware's names as the test reads them: the conventions' legacy default.
+      Object.fromEntries(
+        Object.entries(process.env).filter(([key]) => key !== 'OTEL_SEMCONV_STABILITY_OPT_IN'),
+      ),
+    );
     const { client, close } = createTestClient(proxy.address);
     try {
       const admin = await adminAddress(proxy);
