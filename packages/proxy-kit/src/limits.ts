@@ -11,6 +11,37 @@ export interface CountedCallsOptions {
   what: string;
   /** The route's name, told to the call (for the access log). */
   route?: string;
+  /** Also counts the calls of one pipeline, for a reload to wait for (the proxy's layer). */
+  pipeline?: PipelineCalls;
+}
+
+/**
+ * The calls in flight on one pipeline — unlike the proxy's count, which a reload keeps — so
+ * that a reload can close the old pipeline once the calls it took have finished.
+ */
+export class PipelineCalls {
+  #count = 0;
+  #idle: (() => void) | undefined;
+
+  started(): void {
+    this.#count++;
+  }
+
+  finished(): void {
+    if (--this.#count === 0) this.#idle?.();
+  }
+
+  /** Resolves once no call is in flight, or after `graceMs`. */
+  drained(graceMs: number): Promise<void> {
+    if (this.#count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      this.#idle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 }
 
 /**
@@ -24,6 +55,7 @@ class CountedCalls extends LayerService {
   readonly #limit: number;
   readonly #refusal: string;
   readonly #route: string | undefined;
+  readonly #pipeline: PipelineCalls | undefined;
 
   constructor(inner: Service, stats: CallStats, options: CountedCallsOptions) {
     super(inner);
@@ -31,6 +63,7 @@ class CountedCalls extends LayerService {
     this.#limit = options.maxConcurrentCalls ?? Number.POSITIVE_INFINITY;
     this.#refusal = `${options.what} has ${this.#limit} calls in flight, its limit`;
     this.#route = options.route;
+    this.#pipeline = options.pipeline;
   }
 
   override call(call: Call): Promise<Outcome> {
@@ -41,8 +74,11 @@ class CountedCalls extends LayerService {
       stats.finish(startedAt, Status.RESOURCE_EXHAUSTED);
       return Promise.resolve(proxyOutcome(Status.RESOURCE_EXHAUSTED, this.#refusal));
     }
+    const pipeline = this.#pipeline;
+    pipeline?.started();
     return this.inner.call(call).then((outcome) => {
       stats.finish(startedAt, outcome.status);
+      pipeline?.finished();
       return outcome;
     });
   }

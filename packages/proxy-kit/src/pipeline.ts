@@ -29,7 +29,7 @@ import { type BalanceService, balance, type EndpointStack } from './balance.js';
 import { ConnectionPool, type ConnectionPoolOptions } from './connection-pool.js';
 import { grpcRequestGuard } from './grpc-request-guard.js';
 import type { activeHealthCheck, HealthCheckOptions } from './health-check.js';
-import { countedCalls, requestSizeLimit } from './limits.js';
+import { countedCalls, type PipelineCalls, requestSizeLimit } from './limits.js';
 import { EjectionBudget, type OutlierOptions, outlierBreaker } from './outlier-breaker.js';
 import { type Route, router } from './route.js';
 import { intercept, type Layer, type Service, stack } from './service.js';
@@ -80,6 +80,8 @@ export interface PipelineOptions {
   accessLog?: AccessLogOptions;
   /** Calls in flight through the whole proxy; more fail at once (RESOURCE_EXHAUSTED). */
   maxConcurrentCalls?: number;
+  /** Counts this pipeline's calls in flight (for a reload to wait for). */
+  calls?: PipelineCalls;
 }
 
 /** The data plane: the service calls enter, and the balancers of its upstreams by name. */
@@ -149,6 +151,7 @@ export function proxyPipeline(options: PipelineOptions): Pipeline {
     countedCalls(stats.inbound, {
       maxConcurrentCalls: options.maxConcurrentCalls,
       what: 'the proxy',
+      pipeline: options.calls,
     }),
   ).service(router(routes, [...upstreams.values()]));
   return { service, upstreams: balancers };

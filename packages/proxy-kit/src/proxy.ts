@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { MeterProvider } from '@opentelemetry/api';
 import { type Balancer, type BalancerName, createBalancer } from '@switchyard/balancer';
-import type { Call, Outcome, Status } from '@switchyard/core';
+import type { Status } from '@switchyard/core';
 import type { Discovery } from '@switchyard/discovery';
 import {
   type AuthorizationPolicy,
@@ -15,6 +15,7 @@ import type { AdmissionOptions } from './admission.js';
 import type { BalanceService } from './balance.js';
 import type { ConnectionPoolOptions } from './connection-pool.js';
 import type { HealthCheckOptions } from './health-check.js';
+import { PipelineCalls } from './limits.js';
 import { type ListenerOptions, ProxyListener } from './listener.js';
 import type { OutlierOptions } from './outlier-breaker.js';
 import {
@@ -24,7 +25,6 @@ import {
   type UpstreamOptions,
 } from './pipeline.js';
 import type { Route } from './route.js';
-import { LayerService } from './service.js';
 import { ProxyStats } from './stats.js';
 
 /** One upstream: its endpoints and how calls reach them. */
@@ -235,6 +235,7 @@ async function buildPipeline(
   const healthChecks = [...upstreams.values()].some((upstream) => upstream.healthCheck)
     ? (await import('./health-check.js')).activeHealthCheck
     : undefined;
+  const calls = new PipelineCalls();
   const pipeline = proxyPipeline({
     upstreams,
     routes,
@@ -245,40 +246,14 @@ async function buildPipeline(
     meterProvider: shared.meterProvider,
     accessLog: options.accessLog,
     maxConcurrentCalls: options.maxConcurrentCalls,
+    calls,
   });
-  const service = new InFlight(pipeline.service);
   return {
-    service,
+    service: pipeline.service,
     upstreams: pipeline.upstreams,
     routes: routes.length,
-    drained: (graceMs) => service.drained(graceMs),
+    drained: (graceMs) => calls.drained(graceMs),
   };
-}
-
-/** Counts a pipeline's calls in flight, so that a reload can close it once they finished. */
-class InFlight extends LayerService {
-  #count = 0;
-  #idle: (() => void) | undefined;
-
-  override call(call: Call): Promise<Outcome> {
-    this.#count++;
-    return this.inner.call(call).then((outcome) => {
-      if (--this.#count === 0) this.#idle?.();
-      return outcome;
-    });
-  }
-
-  /** Resolves once no call is in flight, or after `graceMs`. */
-  drained(graceMs: number): Promise<void> {
-    if (this.#count === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, graceMs);
-      this.#idle = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
 }
 
 async function upstreamOptions(upstream: UpstreamDefinition): Promise<UpstreamOptions> {
