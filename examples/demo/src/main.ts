@@ -105,9 +105,12 @@ async function main(): Promise<void> {
   const ejectedAt = new Map<string, number>();
   let running = true;
 
+  let proxyAdmin: string | undefined;
+
   // proxy-kit, the binary, with a config file as a user writes one.
   const config = {
     listen: '127.0.0.1:0',
+    admin: '127.0.0.1:0', // /metrics, /endpoints, /ready…: the proxy's own view
     workers: 1,
     balancer: 'p2c-ewma',
     discovery: { type: 'static', endpoints: BACKENDS.map((n) => backends.get(n)?.ready.address) },
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
     join(dir, 'proxy.yaml'),
     telemetryEnv('proxy-kit'),
     (log) => {
+      if (log.msg === 'admin listening') proxyAdmin = `http://${log.address}`;
       const backend = backendOf.get(String(log.endpoint));
       if (backend === undefined || Number(log.level) < 40 || !running) return;
       // An endpoint whose connection failed is not ready until it reconnects, and one the
@@ -322,11 +326,23 @@ async function main(): Promise<void> {
   for (const [reason, count] of failures) console.log(`  failed ${count}×: ${reason}`);
 
   const sample = await fetch(backends.get('backend-a')?.ready.metrics ?? '').then((r) => r.text());
-  console.log(`\nPrometheus, served while the demo ran: this client ${telemetry.prometheusUrl}`);
+  const proxyMetrics = proxyAdmin === undefined ? undefined : `${proxyAdmin}/metrics`;
+  const proxySample =
+    proxyMetrics === undefined ? '' : await fetch(proxyMetrics).then((r) => r.text());
+  console.log(`\nPrometheus, served while the demo ran: proxy-kit's admin ${proxyMetrics}`);
+  console.log(`  this client ${telemetry.prometheusUrl}`);
   for (const name of BACKENDS) {
     if (name !== KILLED) console.log(`  ${name} ${backends.get(name)?.ready.metrics}`);
   }
-  console.log(`  e.g. from backend-a (the stable RPC conventions):`);
+  console.log(
+    `  e.g. from proxy-kit, per endpoint (${BACKENDS.map((n) => `${n} ${backends.get(n)?.ready.address}`).join(', ')}):`,
+  );
+  for (const line of proxySample
+    .split('\n')
+    .filter((l) => /^proxykit_endpoint_(calls_total|ejections_total)\{/.test(l))) {
+    console.log(`    ${line}`);
+  }
+  console.log(`  and from backend-a (the stable RPC conventions):`);
   for (const line of sample
     .split('\n')
     .filter((l) => l.startsWith('rpc_server_call_duration_count'))) {
@@ -355,6 +371,9 @@ async function main(): Promise<void> {
     calls: all.length,
     failed,
     answered: Object.fromEntries(BACKENDS.map((name) => [name, served(name)])),
+    endpoints: Object.fromEntries(
+      BACKENDS.map((name) => [name, backends.get(name)?.ready.address]),
+    ),
     slow: { backend: SLOW, at: seconds(start + AT.slow), shareAfter: slowShare },
     killed: {
       backend: KILLED,
@@ -366,7 +385,11 @@ async function main(): Promise<void> {
     },
     deadline: { ms: deadline, hops: quoted.hops },
     retried: { failedOn: retriedOn, answeredBy: retried.backend, attempt: retried.attempt },
-    prometheus: [telemetry.prometheusUrl, ...BACKENDS.map((b) => backends.get(b)?.ready.metrics)],
+    prometheus: [
+      proxyMetrics,
+      telemetry.prometheusUrl,
+      ...BACKENDS.map((b) => backends.get(b)?.ready.metrics),
+    ],
     sampledTraceId: quoteTrace ?? null,
   };
   console.log(`\nsummary: ${JSON.stringify(summary)}`);

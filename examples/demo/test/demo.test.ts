@@ -17,6 +17,7 @@ interface Summary {
   calls: number;
   failed: number;
   answered: Record<string, number>;
+  endpoints: Record<string, string>;
   slow: { backend: string; at: number; shareAfter: number };
   killed: {
     backend: string;
@@ -128,7 +129,7 @@ describe('npm run demo', () => {
   });
 
   it('ends with the Prometheus endpoints it served and a sampled trace across four processes', () => {
-    expect(summary.prometheus).toHaveLength(4);
+    expect(summary.prometheus).toHaveLength(5);
     for (const url of summary.prometheus)
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     expect(stdout).toMatch(
@@ -138,5 +139,20 @@ describe('npm run demo', () => {
     expect(stdout).toContain(
       `trace ${summary.sampledTraceId}, the deadline call: 6 spans from 4 processes`,
     );
+  });
+
+  it('agrees with proxy-kit’s own metrics on who answered', () => {
+    // The proxy's admin counts its calls per endpoint; the client's figures exclude only the
+    // deadline call and the retried one, which the proxy counts too.
+    for (const [backend, endpoint] of Object.entries(summary.endpoints)) {
+      const line = new RegExp(
+        `^ +proxykit_endpoint_calls_total\\{[^}]*endpoint="${endpoint}",grpc_status="OK"[^}]*\\} (\\d+)$`,
+        'm',
+      ).exec(stdout);
+      expect(line, backend).not.toBeNull();
+      const proxied = Number(line?.[1]);
+      expect(proxied, backend).toBeGreaterThanOrEqual(summary.answered[backend] as number);
+      expect(proxied, backend).toBeLessThanOrEqual((summary.answered[backend] as number) + 2);
+    }
   });
 });
