@@ -91,14 +91,14 @@ async function run(
 
 /** One catalog pod of 10-catalog.yaml on its address and the port every pod shares. */
 async function startCatalogPod(pod: (typeof PODS)[number], onPort: number) {
-  const { first } = await run(podSpec('catalog').containers[0] as Container, {
+  const { child, first } = await run(podSpec('catalog').containers[0] as Container, {
     SERVICE: pod.name, // fieldRef metadata.name
     GRPC_ADDRESS: `${pod.ip}:${onPort}`,
     // The pod binds every interface of its own network namespace; this machine is shared.
     OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
     OTEL_EXPORTER_PROMETHEUS_PORT: '0',
   });
-  return Number(String(first.grpc).split(':').pop());
+  return { child, port: Number(String(first.grpc).split(':').pop()) };
 }
 
 /** The catalog's EndpointSlice, as the controller writes it: these pods, ready or not. */
@@ -171,9 +171,21 @@ beforeAll(async () => {
   api = await startFakeKubeApi();
   await writeFile(join(dir, 'kubeconfig'), api.kubeconfig(NAMESPACE));
   await writeFile(join(dir, 'proxy.yaml'), proxyYaml);
-  // Pods of a Service share its target port: the first pod's free port, then the others on it.
-  port = await startCatalogPod(PODS[0], 0);
-  for (const pod of PODS.slice(1)) await startCatalogPod(pod, port);
+  // Pods of a Service share its target port: the first pod's free port, then the others on it
+  // (another address may have that port taken: then again, on a new one).
+  for (let attempt = 1; ; attempt++) {
+    const started: ChildProcess[] = [];
+    try {
+      const first = await startCatalogPod(PODS[0], 0);
+      started.push(first.child);
+      port = first.port;
+      for (const pod of PODS.slice(1)) started.push((await startCatalogPod(pod, port)).child);
+      break;
+    } catch (error) {
+      for (const child of started) child.kill('SIGKILL');
+      if (attempt === 3) throw error;
+    }
+  }
   sliceOf([
     { pod: PODS[0], ready: true },
     { pod: PODS[1], ready: true },
