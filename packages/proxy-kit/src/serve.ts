@@ -63,7 +63,7 @@ export async function serve(
     });
   } catch (error) {
     await closeAll(discoveries);
-    await telemetry?.shutdown();
+    await telemetry?.shutdown().catch(() => {});
     throw startupError('listen', describe(config.proxy.listen), error);
   }
   let admin: Awaited<ReturnType<typeof import('./admin.js')['startAdmin']>> | undefined;
@@ -151,8 +151,14 @@ export async function serve(
     await proxy.close(config.graceMs);
     await admin?.close();
     await closeAll(discoveries);
-    // Spans and metrics still buffered are exported before the process goes.
-    await telemetry?.shutdown();
+    // Spans and metrics still buffered are exported before the process goes; a collector that
+    // is down costs them, not the clean exit the drain earned.
+    await telemetry?.shutdown().catch((err: unknown) => {
+      logger.warn(
+        { err },
+        'telemetry: the last export failed; spans and metrics still buffered are lost',
+      );
+    });
     await metrics?.shutdown();
     logger.info('stopped');
     logger.flush();

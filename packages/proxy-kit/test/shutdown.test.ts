@@ -64,6 +64,28 @@ describe('SIGTERM', () => {
     });
   }
 
+  it('exits 0 with a warning when the OpenTelemetry collector is down at the last export', async () => {
+    // Port 1 on loopback: nothing listens, every export is refused.
+    const proxy = await startProxyProcess(['--config', configWithGrace('2s')], {
+      ...process.env,
+      OTEL_SERVICE_NAME: 'proxy-kit',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_LOGS_EXPORTER: 'none',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    });
+    const { client, close } = createTestClient(proxy.address);
+    try {
+      await runCalls(50, 5, () => client.unary({}));
+    } finally {
+      close();
+    }
+    expect(await proxy.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(proxy.output()).toMatch(/"msg":"telemetry: the last export failed/);
+  });
+
   it('cuts calls still running when the grace period ends, and still exits 0', async () => {
     const proxy = await startProxyProcess(['--config', configWithGrace('300ms')]);
     const { client, close } = createTestClient(proxy.address);

@@ -35,7 +35,11 @@ export interface TelemetryOptions {
 export interface Telemetry {
   /** Where Prometheus scrapes, e.g. `http://[::]:9464/metrics`; undefined when disabled. */
   readonly prometheusUrl: string | undefined;
-  /** Exports what is buffered (spans, last metrics), closes the scrape endpoint. */
+  /**
+   * Exports what is buffered (spans, last metrics) and closes the scrape endpoint. Rejects when
+   * that last export fails (a collector that is down): the endpoint is closed all the same, and
+   * the caller decides whether that is worth more than a log line.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -106,10 +110,13 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
   return {
     prometheusUrl,
     async shutdown() {
-      await sdk.shutdown();
-      if (scrape !== undefined) {
-        const server = scrape;
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        await sdk.shutdown();
+      } finally {
+        if (scrape !== undefined) {
+          const server = scrape;
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+        }
       }
     },
   };
