@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 /**
  * The primary of `--workers N`: forks N proxy processes sharing the listening port (node:cluster
  * hands accepted connections to them in turn), replaces a worker that dies (with backoff if it
- * keeps dying), and on SIGTERM or SIGINT passes the signal on and exits once every worker has
- * finished its graceful shutdown.
+ * keeps dying), passes SIGHUP on (a reload), and on SIGTERM or SIGINT passes the signal on and
+ * exits once every worker has finished its graceful shutdown.
  */
 export function superviseWorkers(count: number, graceMs: number, logger: Logger): void {
   let stopping = false;
@@ -63,6 +63,11 @@ export function superviseWorkers(count: number, graceMs: number, logger: Logger)
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Each worker reloads its own configuration (it watches the file too); SIGHUP's default
+  // would end the primary instead.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
 
   for (let i = 0; i < count; i++) fork();
 }

@@ -140,4 +140,42 @@ describe('reload', () => {
       await proxy.stop();
     }
   }, 40_000);
+
+  it('with 2 workers, SIGHUP to the primary reloads each worker, and the primary stays', async () => {
+    const file = join(dir, 'workers.yaml');
+    writeFileSync(file, configText([backends[0]!.address]));
+    const proxy = await startProxyProcess(['--config', file, '--workers', '2']);
+    const { client, close } = createTestClient(proxy.address);
+    try {
+      // Both workers serve before the signal (each logs its own listening line).
+      const both = performance.now() + 10_000;
+      while ((proxy.output().match(/"msg":"listening"/g) ?? []).length < 2) {
+        if (performance.now() > both)
+          throw new Error(`2 workers did not start:\n${proxy.output()}`);
+        await sleep(50);
+      }
+      writeFileSync(file, configText([backends[1]!.address]));
+      proxy.child.kill('SIGHUP');
+      const deadline = performance.now() + 10_000;
+      while (
+        new Set(
+          proxy
+            .output()
+            .split('\n')
+            .filter((line) => line.includes('"msg":"configuration reloaded"'))
+            .map((line) => (JSON.parse(line) as { pid: number }).pid),
+        ).size < 2
+      ) {
+        if (performance.now() > deadline)
+          throw new Error(`no reload in each worker:\n${proxy.output()}`);
+        await sleep(50);
+      }
+      expect(proxy.child.exitCode).toBeNull();
+      const { backend } = await client.unary({});
+      expect(backend).toBe(backends[1]!.backend);
+    } finally {
+      close();
+      await proxy.stop();
+    }
+  }, 30_000);
 });
