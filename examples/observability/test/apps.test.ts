@@ -2,15 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  type MetricFamily,
-  type OtlpReceiver,
-  parsePrometheusText,
-  type ReceivedSpan,
-  seriesWith,
-  startOtlpReceiver,
-} from '@switchyard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The demo's OTLP/HTTP receiver (JSON encoding): the apps export to it as they would to Jaeger.
+import { type CollectedSpan, startTraceCollector } from '../../demo/src/collector.js';
 
 // The example apps run as they would outside docker: `node dist/app.js`, configured by the
 // environment, exporting traces over OTLP (here to a receiver in the test) and serving metrics.
@@ -25,7 +19,7 @@ interface Started {
 }
 
 const children: ChildProcess[] = [];
-let receiver: OtlpReceiver;
+let receiver: Awaited<ReturnType<typeof startTraceCollector>>;
 const apps = new Map<string, Started>();
 let loadOutcome: Record<string, number>;
 
@@ -33,7 +27,7 @@ function baseEnv(): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     OTEL_BSP_SCHEDULE_DELAY: '50',
     OTEL_METRICS_EXPORTER: 'prometheus',
     OTEL_LOGS_EXPORTER: 'none',
@@ -68,16 +62,43 @@ async function startApp(service: string, next?: Started): Promise<Started> {
   return started;
 }
 
-async function scrape(service: string): Promise<Map<string, MetricFamily>> {
+/** One line of a Prometheus scrape: `name{labels} value`. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+async function scrape(service: string): Promise<Sample[]> {
   const response = await fetch(apps.get(service)?.metrics ?? '');
-  return parsePrometheusText(await response.text());
+  const samples: Sample[] = [];
+  for (const line of (await response.text()).split('\n')) {
+    const sample = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (sample === null) continue; // comments, blank lines
+    const labels = Object.fromEntries(
+      [...(sample[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]),
+    );
+    samples.push({ name: sample[1] as string, labels, value: Number(sample[3]) });
+  }
+  return samples;
+}
+
+/** The one sample of that name with these labels (among others); throws unless exactly one. */
+function one(samples: Sample[], name: string, labels: Record<string, string>): number {
+  const found = samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  if (found.length !== 1) {
+    throw new Error(`${found.length} samples match ${name} ${JSON.stringify(labels)}`);
+  }
+  return (found[0] as Sample).value;
 }
 
 beforeAll(async () => {
   if (!existsSync(dist('app.js'))) {
     throw new Error('examples/observability is not built: run `npx turbo run build` first');
   }
-  receiver = await startOtlpReceiver();
+  receiver = await startTraceCollector();
   const inventory = await startApp('inventory');
   const orders = await startApp('orders', inventory);
   const frontend = await startApp('frontend', orders);
@@ -99,37 +120,38 @@ describe('the example apps, run with node', () => {
 
   it('show per-method metrics on their scrape endpoints', async () => {
     for (const service of ['frontend', 'orders', 'inventory']) {
-      const families = await scrape(service);
-      const duration = families.get('rpc_server_call_duration')?.histograms ?? [];
+      const samples = await scrape(service);
       const count = (code: string) =>
-        seriesWith(duration, { rpc_method: METHOD, rpc_response_status_code: code }).count;
+        one(samples, 'rpc_server_call_duration_count', {
+          rpc_method: METHOD,
+          rpc_response_status_code: code,
+        });
       expect([count('OK'), count('NOT_FOUND')], service).toEqual([16, 2]);
       // Deadlines propagate: every hop gave up on the two slow calls. Each server records
       // DEADLINE_EXCEEDED when its own deadline fires first, CANCELLED when its caller's deadline
       // timer cancels the call a moment before (the same race as in any gRPC implementation).
       await expect
-        .poll(async () => {
-          const late = (await scrape(service)).get('rpc_server_call_duration')?.histograms ?? [];
-          return late
+        .poll(async () =>
+          (await scrape(service))
             .filter(
-              (h) =>
-                h.labels.rpc_method === METHOD &&
+              (s) =>
+                s.name === 'rpc_server_call_duration_count' &&
+                s.labels.rpc_method === METHOD &&
                 ['DEADLINE_EXCEEDED', 'CANCELLED'].includes(
-                  h.labels.rpc_response_status_code as string,
+                  s.labels.rpc_response_status_code ?? '',
                 ),
             )
-            .reduce((sum, h) => sum + h.count, 0);
-        })
+            .reduce((sum, s) => sum + s.value, 0),
+        )
         .toBe(2);
-      expect(families.get('target_info')?.samples[0]?.labels.service_name).toBe(service);
+      expect(samples.find((s) => s.name === 'target_info')?.labels.service_name).toBe(service);
       if (service !== 'inventory') {
-        const client = families.get('rpc_client_call_duration')?.histograms ?? [];
         const next = apps.get(service === 'frontend' ? 'orders' : 'inventory') as Started;
         expect(
-          seriesWith(client, {
+          one(samples, 'rpc_client_call_duration_count', {
             rpc_response_status_code: 'OK',
             server_port: next.grpc.split(':')[1] as string,
-          }).count,
+          }),
         ).toBe(16);
       }
     }
@@ -144,19 +166,19 @@ describe('the example apps, run with node', () => {
       });
     expect(await Promise.all(exits)).toEqual([0, 0, 0]);
 
-    const traces = new Map<string, ReceivedSpan[]>();
+    const traces = new Map<string, CollectedSpan[]>();
     for (const span of receiver.spans) {
       traces.set(span.traceId, [...(traces.get(span.traceId) ?? []), span]);
     }
     expect(traces.size).toBe(20);
     for (const spans of traces.values()) {
       expect(spans.every((span) => span.name === METHOD)).toBe(true);
-      const chain: ReceivedSpan[] = [spans.find((s) => s.parentSpanId === '') as ReceivedSpan];
+      const chain: CollectedSpan[] = [spans.find((s) => s.parentSpanId === '') as CollectedSpan];
       for (let i = 1; i < spans.length; i++) {
         const child = spans.find((s) => s.parentSpanId === chain.at(-1)?.spanId);
         if (child) chain.push(child);
       }
-      expect(chain.map((s) => `${s.resource['service.name']} ${s.kind}`)).toEqual([
+      expect(chain.map((s) => `${s.service} ${s.kind}`)).toEqual([
         'loadgen CLIENT',
         'frontend SERVER',
         'frontend CLIENT',
