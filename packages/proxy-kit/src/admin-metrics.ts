@@ -72,6 +72,15 @@ function observeProxy(meter: ReturnType<MeterProvider['getMeter']>, proxy: Runni
   const routeActive = meter.createObservableUpDownCounter('proxykit.route.active_calls', {
     description: 'Calls in flight through a route.',
   });
+  const inboundCalls = meter.createObservableCounter('proxykit.inbound.calls', {
+    description: 'Calls the proxy served, whatever their route, by gRPC status.',
+  });
+  const inboundActive = meter.createObservableUpDownCounter('proxykit.inbound.active_calls', {
+    description: 'Calls in flight through the proxy.',
+  });
+  const clientConnections = meter.createObservableUpDownCounter('proxykit.inbound.connections', {
+    description: 'Client connections open.',
+  });
   const calls = meter.createObservableCounter('proxykit.endpoint.calls', {
     description: 'Attempts finished at an endpoint, by gRPC status.',
   });
@@ -107,6 +116,9 @@ function observeProxy(meter: ReturnType<MeterProvider['getMeter']>, proxy: Runni
   };
   meter.addBatchObservableCallback(
     (result) => {
+      byStatus(result, inboundCalls, proxy.stats.inbound.statuses, {});
+      result.observe(inboundActive, proxy.stats.inbound.inFlight);
+      result.observe(clientConnections, proxy.clientConnections);
       for (const [name, stats] of proxy.stats.routes()) {
         const attributes = { route: name };
         byStatus(result, routeCalls, stats.statuses, attributes);
@@ -126,6 +138,19 @@ function observeProxy(meter: ReturnType<MeterProvider['getMeter']>, proxy: Runni
         }
       }
     },
-    [routeCalls, routeActive, calls, active, ewma, ready, ejected, ejections, connections],
+    [
+      inboundCalls,
+      inboundActive,
+      clientConnections,
+      routeCalls,
+      routeActive,
+      calls,
+      active,
+      ewma,
+      ready,
+      ejected,
+      ejections,
+      connections,
+    ],
   );
 }

@@ -113,6 +113,7 @@ export function endpointsView(proxy: RunningProxy) {
   return {
     ready: notReady(proxy) === undefined,
     draining: proxy.draining,
+    clientConnections: proxy.clientConnections,
     upstreams: [...proxy.upstreams].map(([name, upstream]) => ({
       name,
       balancer: upstream.balancerName,

@@ -124,6 +124,11 @@ export class ProxyListener {
     this.#server.maxConnections = options.maxConnections ?? 10_000;
   }
 
+  /** Client connections open now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
   /** Calls from now on go to `service` (a reload); the connections stay as they are. */
   use(service: Service): void {
     this.#service = service;

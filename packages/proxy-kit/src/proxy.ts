@@ -132,6 +132,8 @@ export interface RunningProxy {
   readonly upstreams: ReadonlyMap<string, BalanceService>;
   /** Shutting down: GOAWAY sent, calls finishing. */
   readonly draining: boolean;
+  /** Client connections open now. */
+  readonly clientConnections: number;
   /**
    * Puts a new configuration in force without dropping a connection or a call: the new pipeline
    * (routes, upstreams, balancers, limits) takes every call from now on; calls in flight finish
@@ -182,6 +184,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     get draining() {
       return closing !== undefined;
+    },
+    get clientConnections() {
+      return listener.connectionCount;
     },
     reload(next, graceMs = 10_000) {
       // One at a time, in order: the last one asked for is the one in force.

@@ -136,6 +136,8 @@ describe('the admin listener', () => {
         ).toBeGreaterThan(0);
       }
       expect(after.get('proxykit_route_duration')!.histograms[0]!.count).toBe(231);
+      expect(sample(after, 'proxykit_inbound_calls_total', { grpc_status: 'OK' })).toBe(230);
+      expect(sample(after, 'proxykit_inbound_connections', {})).toBe(1);
       // The middleware's own instruments, as the apps report them: per method and per endpoint.
       expect([...after.keys()].some((name) => name.startsWith('rpc_server_'))).toBe(true);
       expect([...after.keys()].some((name) => name.startsWith('rpc_client_'))).toBe(true);
