@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createTestClient } from '@switchyard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackendProcess, startBackendProcess } from './support/backend-process.js';
@@ -74,6 +77,29 @@ describe('the log', () => {
     expect(ok).toBeGreaterThan(15);
     expect(ok).toBeLessThan(70);
     expect(calls.filter((l) => l.status === 'INTERNAL')).toHaveLength(5);
+  });
+
+  it('with accessLog.methods in the file, logs only the calls to those methods', async () => {
+    const config = join(mkdtempSync(join(tmpdir(), 'proxy-kit-access-')), 'proxy.yaml');
+    writeFileSync(
+      config,
+      `listen: 127.0.0.1:0
+workers: 1
+discovery: { type: static, endpoints: [${backend.address}] }
+accessLog: { methods: ["switchyard.testing.v1.TestService/ServerStream"] }
+`,
+    );
+    const proxy = await startProxyProcess(['--config', config]);
+    const { client, close } = createTestClient(proxy.address);
+    try {
+      await client.unary({});
+      for await (const _ of client.serverStream({ responseCount: 3 })) void _;
+    } finally {
+      close();
+      await proxy.stop();
+    }
+    const calls = lines(proxy.output()).filter((l) => l.msg === 'call');
+    expect(calls.map((l) => l.method)).toEqual(['/switchyard.testing.v1.TestService/ServerStream']);
   });
 
   it('without --access-log, logs no call', async () => {
