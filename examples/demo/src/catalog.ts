@@ -110,6 +110,8 @@ const files = await watchCertificateFiles({
   keyFile: join(certDir, 'key.pem'),
 });
 const port = await server.listen('127.0.0.1:0', mtlsServerCredentials(files));
+// Ready once pricing answers: its connection is up before the first call that needs it.
+await pricing.getQuote({ id: 'warm-up' });
 console.log(
   JSON.stringify({ name, address: `127.0.0.1:${port}`, metrics: telemetry.prometheusUrl }),
 );

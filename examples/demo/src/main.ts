@@ -24,7 +24,7 @@ import { startTelemetry } from '@switchyard/telemetry';
 import { ClientError, createChannel, createClientFactory, Status } from 'nice-grpc';
 import { stringify } from 'yaml';
 import { startTraceCollector, traceTree } from './collector.js';
-import { CatalogDefinition } from './gen/demo/v1/catalog.js';
+import { CatalogDefinition, type Item } from './gen/demo/v1/catalog.js';
 import { LoadStats, renderSnapshot } from './table.js';
 
 const BACKENDS = ['backend-a', 'backend-b', 'backend-c'] as const;
@@ -104,6 +104,7 @@ async function main(): Promise<void> {
   const state = new Map<string, string>(BACKENDS.map((b) => [b, 'serving']));
   const ejectedAt = new Map<string, number>();
   let running = true;
+  let phase = { name: 'steady', since: start };
 
   let proxyAdmin: string | undefined;
 
@@ -137,7 +138,10 @@ async function main(): Promise<void> {
     (log) => {
       if (log.msg === 'admin listening') proxyAdmin = `http://${log.address}`;
       const backend = backendOf.get(String(log.endpoint));
-      if (backend === undefined || Number(log.level) < 40 || !running) return;
+      // What proxy-kit says about the killed backend is the story; before, only its errors.
+      const level = levelOf(log.level);
+      const told = level >= 50 || (level >= 40 && phase.name === 'killed');
+      if (backend === undefined || !told || !running) return;
       // An endpoint whose connection failed is not ready until it reconnects, and one the
       // outlier breaker ejected not until its ejection ends: either way proxy-kit sends it no
       // more calls. The demo marks the killed backend ejected at the first of the two.
@@ -178,7 +182,7 @@ async function main(): Promise<void> {
 
   const stats = new LoadStats(BACKENDS, WINDOW_MS);
   start = performance.now();
-  let phase = { name: 'steady', since: start };
+  phase = { name: 'steady', since: start };
   let n = 0;
   const failures = new Map<string, number>();
   const callers = Array.from({ length: CALLERS }, async (_, i) => {
@@ -239,51 +243,75 @@ async function main(): Promise<void> {
   const timer = setInterval(draw, tty ? 250 : WINDOW_MS);
 
   const at = (ms: number) => sleep(Math.max(0, start + ms - performance.now()));
-  await at(AT.deadlineCall);
-  const deadline = 300;
-  const quoted = await traced.getItem({ id: 'quote-1', quote: true }, { deadline });
-  const deadlineTrail = [
-    `client ${deadline} ms`,
-    ...quoted.hops.map((h) => `${h.service} ${h.deadlineLeftMs} ms`),
-  ];
-  say(
-    `» ${clock()} deadline across three hops (client → proxy-kit → ${quoted.backend} → pricing): ${deadlineTrail.join(' → ')} left`,
-  );
-
-  await at(AT.retriedCall);
-  const failedOn = new Promise<string>((resolve) => {
-    for (const [name, backend] of backends) {
-      backend.onEvent((event) => {
-        if (event.id === 'retry-1') resolve(name);
-      });
+  /** One call of the story; a failure is told, and fails the demo, but stops nothing. */
+  const tell = async <T>(what: string, call: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await call();
+    } catch (error) {
+      const reason =
+        error instanceof ClientError ? `${Status[error.code]}: ${error.details}` : String(error);
+      say(`» ${clock()} ${what} failed: ${reason}`);
+      process.exitCode = 1;
+      return undefined;
     }
-  });
-  const retried = await traced.getItem(
-    { id: 'retry-1', failFirstAttempt: true },
-    { deadline: 2_000 },
-  );
-  const retriedOn = await failedOn;
-  say(
-    `» ${clock()} retried call: ${retriedOn} answered UNAVAILABLE (injected); proxy-kit retried it on ` +
-      `${retried.backend}: OK on attempt ${retried.attempt} (the route retries UNAVAILABLE, elsewhere)`,
-  );
+  };
+  const deadline = 500;
+  let quoted: Item | undefined;
+  let retried: Item | undefined;
+  let retriedOn: string | undefined;
+  try {
+    await at(AT.deadlineCall);
+    quoted = await tell('the deadline call', () =>
+      traced.getItem({ id: 'quote-1', quote: true }, { deadline }),
+    );
+    if (quoted !== undefined) {
+      const trail = [
+        `client ${deadline} ms`,
+        ...quoted.hops.map((h) => `${h.service} ${h.deadlineLeftMs} ms`),
+      ];
+      say(
+        `» ${clock()} deadline across three hops (client → proxy-kit → ${quoted.backend} → pricing): ${trail.join(' → ')} left`,
+      );
+    }
 
-  await at(AT.slow);
-  backends.get(SLOW)?.child.stdin?.write(`slow ${SLOW_MS}\n`);
-  state.set(SLOW, 'slow');
-  phase = { name: 'slow', since: performance.now() };
-  say(`» ${clock()} ${SLOW} turns slow: +${SLOW_MS} ms per call`);
+    await at(AT.retriedCall);
+    const failedOn = new Promise<string>((resolve) => {
+      for (const [name, backend] of backends) {
+        backend.onEvent((event) => {
+          if (event.id === 'retry-1') resolve(name);
+        });
+      }
+    });
+    retried = await tell('the retried call', () =>
+      traced.getItem({ id: 'retry-1', failFirstAttempt: true }, { deadline: 2_000 }),
+    );
+    if (retried !== undefined) {
+      retriedOn = await failedOn;
+      say(
+        `» ${clock()} retried call: ${retriedOn} answered UNAVAILABLE (injected); proxy-kit retried it on ` +
+          `${retried.backend}: OK on attempt ${retried.attempt} (the route retries UNAVAILABLE, elsewhere)`,
+      );
+    }
 
-  await at(AT.kill);
-  backends.get(KILLED)?.child.kill('SIGKILL');
-  state.set(KILLED, 'killed');
-  phase = { name: 'killed', since: performance.now() };
-  say(`» ${clock()} ${KILLED} killed (SIGKILL)`);
+    await at(AT.slow);
+    backends.get(SLOW)?.child.stdin?.write(`slow ${SLOW_MS}\n`);
+    state.set(SLOW, 'slow');
+    phase = { name: 'slow', since: performance.now() };
+    say(`» ${clock()} ${SLOW} turns slow: +${SLOW_MS} ms per call`);
 
-  await at(AT.end);
-  running = false;
-  await Promise.all(callers);
-  clearInterval(timer);
+    await at(AT.kill);
+    backends.get(KILLED)?.child.kill('SIGKILL');
+    state.set(KILLED, 'killed');
+    phase = { name: 'killed', since: performance.now() };
+    say(`» ${clock()} ${KILLED} killed (SIGKILL)`);
+
+    await at(AT.end);
+  } finally {
+    // Whatever happened, the load ends: its loops stop, and the process can exit.
+    running = false;
+    await Promise.all(callers);
+    clearInterval(timer);
+  }
   if (tty || performance.now() - drawnAt > WINDOW_MS / 4) draw();
 
   // The summary, the Prometheus endpoints and a sampled trace.
@@ -383,8 +411,11 @@ async function main(): Promise<void> {
       /** Of the calls made once proxy-kit had ejected it. */
       failedAfterEjection: ejectedFrom === undefined ? null : failedStartedSince(ejectedFrom),
     },
-    deadline: { ms: deadline, hops: quoted.hops },
-    retried: { failedOn: retriedOn, answeredBy: retried.backend, attempt: retried.attempt },
+    deadline: { ms: deadline, hops: quoted?.hops ?? null },
+    retried:
+      retried === undefined
+        ? null
+        : { failedOn: retriedOn, answeredBy: retried.backend, attempt: retried.attempt },
     prometheus: [
       proxyMetrics,
       telemetry.prometheusUrl,
@@ -393,6 +424,12 @@ async function main(): Promise<void> {
     sampledTraceId: quoteTrace ?? null,
   };
   console.log(`\nsummary: ${JSON.stringify(summary)}`);
+}
+
+/** A pino level, as a number or as its label (`"warn"`). */
+function levelOf(level: unknown): number {
+  const labels: Record<string, number> = { debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+  return typeof level === 'number' ? level : (labels[String(level)] ?? 0);
 }
 
 /** A child process of the demo, and the JSON line it printed when it was ready. */
