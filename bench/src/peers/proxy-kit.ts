@@ -1,6 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROXY_KIT_NODE_FLAGS } from '@switchyard/proxy-kit/node-flags';
+import { startOtlpSink } from '../otlp-sink.js';
 import { freePort, spawnListening } from '../processes.js';
 import type { ProxyPeer } from './proxy-peer.js';
 
@@ -27,21 +30,16 @@ function binary(): { cli: string; version: string } | undefined {
 export const proxyKit: ProxyPeer = {
   name: 'proxy-kit',
   policies: ['p2c-ewma', 'p2c-least-request', 'round-robin'],
-  probe() {
-    const found = binary();
-    return found
-      ? { version: found.version }
-      : { absent: 'not built yet (issue 8): npx turbo run build --filter=@switchyard/proxy-kit' };
-  },
+  probe,
   async start(upstreams, policy) {
-    const found = binary();
-    if (!found) throw new Error('proxy-kit is not built');
+    const cli = built();
     const port = await freePort();
     const target = `127.0.0.1:${port}`;
     const running = await spawnListening(
       process.execPath,
       [
-        found.cli,
+        ...PROXY_KIT_NODE_FLAGS,
+        cli,
         '--listen',
         target,
         '--upstream',
@@ -58,3 +56,77 @@ export const proxyKit: ProxyPeer = {
     return { ...running, target };
   },
 };
+
+/**
+ * The same binary with its whole middleware pipeline at work (issue 18): a route with a
+ * deadline for every call (so each carries a grpc-timeout and a timer), retries of an idempotent
+ * method, metrics exported over OTLP every 5 s, and traces through a parent-based sampler that
+ * samples 10% of root calls (every h2load call is one), batched to a local OTLP sink.
+ */
+export const proxyKitFull: ProxyPeer = {
+  name: 'proxy-kit, full pipeline',
+  policies: ['p2c-ewma'],
+  probe,
+  async start(upstreams, policy) {
+    const cli = built();
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-proxy-kit-'));
+    const sink = await startOtlpSink();
+    const port = await freePort();
+    const config = join(dir, 'proxy.yaml');
+    writeFileSync(
+      config,
+      `listen: 127.0.0.1:${port}
+workers: 1
+balancer: ${policy}
+discovery: { type: static, endpoints: [${upstreams.join(', ')}] }
+routes:
+  - methods: ["**"]
+    timeout: 30s
+    idempotent: true
+    retry: { maxAttempts: 2, codes: [UNAVAILABLE] }
+log: { level: warn }
+`,
+    );
+    const running = await spawnListening(
+      process.execPath,
+      [...PROXY_KIT_NODE_FLAGS, cli, '--config', config],
+      port,
+      {
+        env: {
+          ...process.env,
+          OTEL_SERVICE_NAME: 'proxy-kit',
+          OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+          OTEL_TRACES_SAMPLER_ARG: '0.1',
+          OTEL_METRICS_EXPORTER: 'otlp',
+          OTEL_METRIC_EXPORT_INTERVAL: '5000',
+          OTEL_LOGS_EXPORTER: 'none',
+        },
+      },
+    );
+    return {
+      ...running,
+      target: `127.0.0.1:${port}`,
+      async stop() {
+        await running.stop();
+        await sink.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+function probe(): ReturnType<ProxyPeer['probe']> {
+  const found = binary();
+  return found
+    ? { version: found.version }
+    : { absent: 'not built yet: npx turbo run build --filter=@switchyard/proxy-kit' };
+}
+
+function built(): string {
+  const found = binary();
+  if (!found) throw new Error('proxy-kit is not built');
+  return found.cli;
+}

@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The V8 flags of PROXY_KIT_NODE_FLAGS (src/node-flags.ts), which must stay the same as these.
 // The `proxy-kit` command. npm links a package's bins when it installs, which in this repository
 // is before anything is built: a bin pointing into dist/ would not be linked at all (and
 // `npx proxy-kit` would then look for a "proxy-kit" package in the registry). This file is in the

@@ -8,6 +8,7 @@ export * from './connection-pool.js';
 export * from './grpc-request-guard.js';
 export type { HealthCheckOptions } from './health-check.js';
 export * from './listener.js';
+export * from './node-flags.js';
 export * from './outlier-breaker.js';
 export * from './pipeline.js';
 export * from './proxy.js';

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile, resolveConfig } from '../src/config.js';
+import { PROXY_KIT_NODE_FLAGS } from '../src/node-flags.js';
 import { CLI } from './support/proxy-process.js';
 
 const run = promisify(execFile);
@@ -219,5 +220,12 @@ describe('the command line', () => {
     const { code, stderr } = await cli(['--config', path]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/proxy\.yaml:1:\d+: discovery\.port: required for A\+AAAA records/);
+  });
+});
+
+describe('the proxy-kit bin', () => {
+  it('runs node with PROXY_KIT_NODE_FLAGS', () => {
+    const bin = readFileSync(new URL('../bin/proxy-kit.js', import.meta.url), 'utf8');
+    expect(bin.split('\n')[0]).toBe(`#!/usr/bin/env -S node ${PROXY_KIT_NODE_FLAGS.join(' ')}`);
   });
 });

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
  * through devDependencies). The root test script builds every package before any test runs.
  */
 const CLI = fileURLToPath(new URL('../../../proxy-kit/dist/cli.js', import.meta.url));
+/** The V8 flags the `proxy-kit` bin runs with (proxy-kit's PROXY_KIT_NODE_FLAGS). */
+const NODE_FLAGS = new URL('../../../proxy-kit/dist/node-flags.js', import.meta.url).href;
 
 /** One pino log line of the proxy. */
 export interface ProxyLog {
@@ -27,7 +29,11 @@ export async function startProxyBinary(dir: string, configYaml: string) {
   }
   const config = join(dir, 'proxy.yaml');
   await writeFile(config, configYaml);
-  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', config, '--workers', '1'], {
+  const { PROXY_KIT_NODE_FLAGS } = (await import(NODE_FLAGS)) as {
+    PROXY_KIT_NODE_FLAGS: readonly string[];
+  };
+  const argv = [...PROXY_KIT_NODE_FLAGS, CLI, '--config', config, '--workers', '1'];
+  const child: ChildProcess = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

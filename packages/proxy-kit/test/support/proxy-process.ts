@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PROXY_KIT_NODE_FLAGS } from '../../src/node-flags.js';
 
 /** The built binary, as `npx proxy-kit` runs it (turbo builds before tests). */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -32,7 +33,10 @@ export async function startProxyProcess(
   if (!full.includes('--listen') && !full.includes('--config'))
     full.push('--listen', '127.0.0.1:0');
   if (!full.includes('--workers')) full.push('--workers', '1');
-  const child = spawn(process.execPath, [CLI, ...full], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...PROXY_KIT_NODE_FLAGS, CLI, ...full], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   let output = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     output += chunk;
