@@ -1,3 +1,4 @@
+import { PROXY_KIT_NODE_FLAGS } from '@switchyard/proxy-kit/node-flags';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findManifest, loadManifests, type Manifest, problems } from './manifests.js';
@@ -133,7 +134,12 @@ describe('the manifests', () => {
     ] as const) {
       const spec = deployment(name).template.spec;
       const argv = [...(container?.command ?? []), ...(container?.args ?? [])];
-      expect(argv.slice(0, 2)).toEqual(['node', 'packages/proxy-kit/dist/cli.js']);
+      // The flags the proxy-kit bin runs node with (it is not the bin that runs here).
+      expect(argv.slice(0, 2 + PROXY_KIT_NODE_FLAGS.length)).toEqual([
+        'node',
+        ...PROXY_KIT_NODE_FLAGS,
+        'packages/proxy-kit/dist/cli.js',
+      ]);
       const configPath = argv[argv.indexOf('--config') + 1] as string;
       const mount = container?.volumeMounts?.find((m) => configPath.startsWith(`${m.mountPath}/`));
       const volume = spec.volumes?.find((v) => v.name === mount?.name);
