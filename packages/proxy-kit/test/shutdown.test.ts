@@ -122,7 +122,7 @@ describe('SIGTERM under load', () => {
 
   beforeAll(async () => {
     fast = await startServer({ backend: 'fast', implementation: counting(20) });
-    slow = await startServer({ backend: 'slow', implementation: counting(400) });
+    slow = await startServer({ backend: 'slow', implementation: counting(200) });
   });
 
   afterAll(async () => {
