@@ -85,18 +85,18 @@ export async function serve(
   }
 
   let stopping = false;
+  const rejected = (trigger: string, error: unknown) => {
+    const message = (error as Error).message;
+    lastReload = { at: new Date().toISOString(), ok: false, error: message };
+    logger.error({ trigger, error: message }, 'configuration rejected; the old one stays in force');
+  };
   const reload = async (trigger: string) => {
     if (stopping || !options.reload) return;
     let next: { config: ResolvedConfig; shown: unknown };
     try {
       next = options.reload();
     } catch (error) {
-      const message = (error as Error).message;
-      lastReload = { at: new Date().toISOString(), ok: false, error: message };
-      logger.error(
-        { trigger, error: message },
-        'configuration rejected; the old one stays in force',
-      );
+      rejected(trigger, error);
       return;
     }
     const restartOnly = unreloadable(config, next.config);
@@ -109,12 +109,7 @@ export async function serve(
       await proxy.reload(proxyOptions(next.config, fresh), config.graceMs);
     } catch (error) {
       await closeAll(fresh);
-      const message = (error as Error).message;
-      lastReload = { at: new Date().toISOString(), ok: false, error: message };
-      logger.error(
-        { trigger, error: message },
-        'configuration rejected; the old one stays in force',
-      );
+      rejected(trigger, error);
       return;
     }
     // The old pipeline's endpoints drain on their own; its discoveries are no longer read.
