@@ -232,20 +232,30 @@ describe('proxy-kit with the example config, on an API server speaking list and 
     let failed = 0;
     const call = async (i: number) => {
       try {
-        return (await shop.getOrder({ orderId: `o-${i}` }, {})).servedBy;
+        return (await shop.getOrder({ orderId: `o-${i}`, workMs: 5 }, {})).servedBy;
       } catch {
         failed++;
         return 'failed';
       }
     };
-    /** Calls, bounded, until `done` holds for the last 20 answers. */
+    /**
+     * Calls 8 at a time, bounded in count and time, until `done` holds for the last 24 answers.
+     * Concurrent, as in {@link spread}: peak-EWMA prices a pod it has not measured yet at 30 ms
+     * (Linkerd's default) decaying with τ = 10 s, so calls made one at a time to pods answering in
+     * a millisecond would leave a new pod idle for half a minute; calls in flight weigh on the
+     * measured pods' cost and the new one is tried at once.
+     */
     const until = async (done: (recent: string[]) => boolean) => {
       const served: string[] = [];
-      for (let i = 0; i < 500 && !(served.length >= 20 && done(served.slice(-20))); i++) {
-        served.push(await call(i));
-        await new Promise((resolve) => setTimeout(resolve, 10));
+      const deadline = Date.now() + 10_000;
+      for (
+        let i = 0;
+        i < 2_000 && Date.now() < deadline && !(served.length >= 24 && done(served.slice(-24)));
+        i += 8
+      ) {
+        served.push(...(await Promise.all(Array.from({ length: 8 }, (_, j) => call(i + j)))));
       }
-      return done(served.slice(-20));
+      return done(served.slice(-24));
     };
 
     expect(await spread(shop)).toEqual(new Set([PODS[0].name, PODS[1].name]));
