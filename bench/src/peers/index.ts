@@ -1,11 +1,18 @@
 import { haproxy } from './haproxy.js';
 import { nghttpx } from './nghttpx.js';
 import { nginx } from './nginx.js';
-import { proxyKit, proxyKitFull } from './proxy-kit.js';
+import { proxyKit, proxyKitAdmin, proxyKitFull } from './proxy-kit.js';
 import type { ProxyPeer, RunningProxy } from './proxy-peer.js';
 
-export { haproxy, nghttpx, nginx, proxyKit, proxyKitFull };
-export const proxyPeers: readonly ProxyPeer[] = [proxyKit, proxyKitFull, nghttpx, nginx, haproxy];
+export { haproxy, nghttpx, nginx, proxyKit, proxyKitAdmin, proxyKitFull };
+export const proxyPeers: readonly ProxyPeer[] = [
+  proxyKit,
+  proxyKitAdmin,
+  proxyKitFull,
+  nghttpx,
+  nginx,
+  haproxy,
+];
 
 /** A peer in a scenario: started, or absent with the reason. */
 export interface StartedPeer {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { PROXY_KIT_NODE_FLAGS } from '@switchyard/proxy-kit/node-flags';
 import { startOtlpSink } from '../otlp-sink.js';
 import { freePort, spawnListening } from '../processes.js';
-import type { ProxyPeer } from './proxy-peer.js';
+import type { ProxyPeer, RunningProxy } from './proxy-peer.js';
 
 /** The package directory of `@switchyard/proxy-kit`, found from its entry point. */
 function packageDir(): string | undefined {
@@ -31,31 +31,71 @@ export const proxyKit: ProxyPeer = {
   name: 'proxy-kit',
   policies: ['p2c-ewma', 'p2c-least-request', 'round-robin'],
   probe,
+  start: (upstreams, policy) => startPassThrough(upstreams, policy, []),
+};
+
+/** How often {@link proxyKitAdmin}'s /metrics is scraped: Prometheus' default is every 15 s. */
+const SCRAPE_INTERVAL_MS = 1_000;
+
+/**
+ * The same pass-through with the admin listener on (issue 20): every call recorded in the
+ * per-route and per-endpoint instruments, and /metrics scraped every second while it runs, so
+ * its rows against {@link proxyKit}'s are the cost of the admin's additions.
+ */
+export const proxyKitAdmin: ProxyPeer = {
+  name: 'proxy-kit, admin + /metrics',
+  policies: ['p2c-ewma'],
+  probe,
   async start(upstreams, policy) {
-    const cli = built();
-    const port = await freePort();
-    const target = `127.0.0.1:${port}`;
-    const running = await spawnListening(
-      process.execPath,
-      [
-        ...PROXY_KIT_NODE_FLAGS,
-        cli,
-        '--listen',
-        target,
-        '--upstream',
-        upstreams.join(','),
-        '--balancer',
-        policy,
-        '--workers',
-        '1',
-        '--log-level',
-        'warn',
-      ],
-      port,
-    );
-    return { ...running, target };
+    const adminPort = await freePort();
+    const running = await startPassThrough(upstreams, policy, [
+      '--admin',
+      `127.0.0.1:${adminPort}`,
+    ]);
+    const scrape = setInterval(() => {
+      fetch(`http://127.0.0.1:${adminPort}/metrics`)
+        .then((response) => response.text())
+        .catch(() => undefined); // a scrape that fails shows as a gap, as in Prometheus
+    }, SCRAPE_INTERVAL_MS);
+    return {
+      ...running,
+      async stop() {
+        clearInterval(scrape);
+        await running.stop();
+      },
+    };
   },
 };
+
+async function startPassThrough(
+  upstreams: readonly string[],
+  policy: string,
+  extra: readonly string[],
+): Promise<RunningProxy> {
+  const cli = built();
+  const port = await freePort();
+  const target = `127.0.0.1:${port}`;
+  const running = await spawnListening(
+    process.execPath,
+    [
+      ...PROXY_KIT_NODE_FLAGS,
+      cli,
+      '--listen',
+      target,
+      '--upstream',
+      upstreams.join(','),
+      '--balancer',
+      policy,
+      '--workers',
+      '1',
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    port,
+  );
+  return { ...running, target };
+}
 
 /**
  * The same binary with its whole middleware pipeline at work (issue 18): a route with a

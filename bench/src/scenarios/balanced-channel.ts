@@ -75,7 +75,7 @@ export const balancedChannel: Scenario = {
           JSON.stringify({
             even: even.ready.addresses,
             slow: slow.ready.addresses,
-            warmUpScale: settings.quick ? 0.05 : 1,
+            warmUpScale: settings.quick ? 0.005 : 1,
           }),
         ],
         CLIENT_CPU,
@@ -210,7 +210,7 @@ async function countInstructions(addresses: string[], settings: Settings): Promi
         JSON.stringify({
           even: addresses,
           slow: addresses,
-          warmUpScale: settings.quick ? 0.02 : 0.25,
+          warmUpScale: settings.quick ? 0.005 : 0.25,
         }),
       ],
       { cpu: CLIENT_CPU, launch: callgrindLaunch(outFile) },

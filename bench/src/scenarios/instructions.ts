@@ -167,7 +167,7 @@ async function measureStack(
   let hosts: StackHosts | undefined;
   try {
     hosts = await startStack(variant, {
-      warmUpScale: quick ? 0.02 : 0.25,
+      warmUpScale: quick ? 0.005 : 0.25,
       launch: (process) => callgrindLaunch(outFile(process)),
     });
     const server = instructionCounter(hosts.server.pid, outFile('server'));
