@@ -53,14 +53,19 @@ describe('README: Run it without Docker', () => {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // 'close': the exit code, and every byte the block and its apps wrote to the pipes.
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code, stderr).toBe(0);
 
     const lines = stdout.trim().split('\n');
     const ready = lines
       .filter((line) => line.startsWith('{"service"'))
       .map((line) => JSON.parse(line));
-    expect(ready.map((app) => app.service).sort()).toEqual(['frontend', 'inventory', 'orders']);
+    expect(ready.map((app) => app.service).sort(), stdout + stderr).toEqual([
+      'frontend',
+      'inventory',
+      'orders',
+    ]);
     for (const app of ready) {
       expect(app.grpc).toMatch(/^127\.0\.0\.1:5005[123]$/);
       expect(app.metrics).toMatch(/^http:\/\/127\.0\.0\.1:946[456]\/metrics$/);
