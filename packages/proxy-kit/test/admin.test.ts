@@ -1,7 +1,12 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { createTestClient, type MetricFamily, parsePrometheusText } from '@switchyard/testing';
+import {
+  createTestClient,
+  type MetricFamily,
+  PYTHON,
+  parsePrometheusText,
+} from '@switchyard/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redact } from '../src/admin.js';
 import type { StatReport } from '../src/stat.js';
@@ -32,6 +37,34 @@ function sample(families: Map<string, MetricFamily>, name: string, labels: Recor
     .get(name)
     ?.samples.find((s) => Object.entries(labels).every(([key, value]) => s.labels[key] === value));
   return found?.value ?? 0;
+}
+
+/**
+ * Every sample of a scrape as the Prometheus project's own Python client parses it
+ * (`prometheus_client.parser`, Debian's python3-prometheus-client): a parser we did not write,
+ * which raises on text that is not valid exposition format.
+ */
+function parsedByPrometheusClient(
+  text: string,
+): Promise<{ name: string; labels: Record<string, string>; value: number }[]> {
+  const script = `import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+print(json.dumps([{"name": s.name, "labels": s.labels, "value": s.value}
+  for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(stdout))
+        : reject(new Error(`prometheus_client (Debian: python3-prometheus-client): ${stderr}`)),
+    );
+    child.stdin.end(text);
+  });
 }
 
 describe('the admin listener', () => {
@@ -89,7 +122,11 @@ describe('the admin listener', () => {
     const { client, close } = createTestClient(proxy.address);
     try {
       const admin = await adminAddress(proxy);
-      const scrape = async () => parsePrometheusText((await adminGet(admin, '/metrics')).body);
+      let lastText = '';
+      const scrape = async () => {
+        lastText = (await adminGet(admin, '/metrics')).body;
+        return parsePrometheusText(lastText);
+      };
       await Promise.all(Array.from({ length: 30 }, () => client.unary({})));
       const before = await scrape();
       for (let i = 0; i < 200; i += 10) {
@@ -107,6 +144,19 @@ describe('the admin listener', () => {
       });
       // Every call went to one endpoint, and each endpoint took some.
       expect(moved.reduce((a, b) => a + b, 0)).toBe(200);
+      // The Prometheus client's parser reads the same scrape to the same per-endpoint counts.
+      const reference = await parsedByPrometheusClient(lastText);
+      for (const b of backends) {
+        const labels = { upstream: 'default', endpoint: b.address, grpc_status: 'OK' };
+        const theirs = reference.find(
+          (r) =>
+            r.name === 'proxykit_endpoint_calls_total' &&
+            Object.entries(labels).every(([key, value]) => r.labels[key] === value),
+        );
+        expect(theirs?.value, b.address).toBe(
+          sample(after, 'proxykit_endpoint_calls_total', labels),
+        );
+      }
       for (const count of moved) expect(count).toBeGreaterThan(0);
       const route = { route: 'routes[0]' };
       expect(
