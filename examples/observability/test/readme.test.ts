@@ -11,7 +11,9 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const section = readme.slice(readme.indexOf('## Run it without Docker'));
 const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-const PORTS = [50051, 50052, 50053, 9464, 9465, 9466];
+// Below 32768: outside Linux's ephemeral range, where a client retrying a port nobody listens on yet
+// can be given that very port as its own and connect to itself, taking it (it happened here).
+const PORTS = [15051, 15052, 15053, 9464, 9465, 9466];
 
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -67,7 +69,7 @@ describe('README: Run it without Docker', () => {
       'orders',
     ]);
     for (const app of ready) {
-      expect(app.grpc).toMatch(/^127\.0\.0\.1:5005[123]$/);
+      expect(app.grpc).toMatch(/^127\.0\.0\.1:1505[123]$/);
       expect(app.metrics).toMatch(/^http:\/\/127\.0\.0\.1:946[456]\/metrics$/);
     }
     expect(lines).toContain('{"OK":40,"NOT_FOUND":5,"DEADLINE_EXCEEDED":5}');
