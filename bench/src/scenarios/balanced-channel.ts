@@ -17,7 +17,7 @@ import type { BackendsReady } from '../hosts/backends.js';
 import { type ClosedLoopResult, closedLoop } from '../load/closed-loop.js';
 import { UNARY_REQUEST } from '../middleware/variant.js';
 import { cpuMicros, type Host, serveRequests, startHost } from '../processes.js';
-import type { Row, Scenario, Settings } from '../results.js';
+import { QUICK_WARM_UP_SCALE, type Row, type Scenario, type Settings } from '../results.js';
 import { interleaved, withRatios } from '../runner.js';
 import { summariseLatencies } from '../stats.js';
 
@@ -75,7 +75,7 @@ export const balancedChannel: Scenario = {
           JSON.stringify({
             even: even.ready.addresses,
             slow: slow.ready.addresses,
-            warmUpScale: settings.quick ? 0.005 : 1,
+            warmUpScale: settings.quick ? QUICK_WARM_UP_SCALE : 1,
           }),
         ],
         CLIENT_CPU,
@@ -210,7 +210,7 @@ async function countInstructions(addresses: string[], settings: Settings): Promi
         JSON.stringify({
           even: addresses,
           slow: addresses,
-          warmUpScale: settings.quick ? 0.005 : 0.25,
+          warmUpScale: settings.quick ? QUICK_WARM_UP_SCALE : 0.25,
         }),
       ],
       { cpu: CLIENT_CPU, launch: callgrindLaunch(outFile) },

@@ -15,7 +15,7 @@ import {
   withStackEnvironment,
 } from '../middleware/stacks.js';
 import type { Variant } from '../middleware/variant.js';
-import type { Row, Scenario } from '../results.js';
+import { QUICK_WARM_UP_SCALE, type Row, type Scenario } from '../results.js';
 import { withRatios } from '../runner.js';
 
 /**
@@ -167,7 +167,7 @@ async function measureStack(
   let hosts: StackHosts | undefined;
   try {
     hosts = await startStack(variant, {
-      warmUpScale: quick ? 0.005 : 0.25,
+      warmUpScale: quick ? QUICK_WARM_UP_SCALE : 0.25,
       launch: (process) => callgrindLaunch(outFile(process)),
     });
     const server = instructionCounter(hosts.server.pid, outFile('server'));

@@ -7,7 +7,7 @@ import {
   withStackEnvironment,
 } from '../middleware/stacks.js';
 import { STREAM_MESSAGES, type Variant } from '../middleware/variant.js';
-import type { Row, Scenario } from '../results.js';
+import { QUICK_WARM_UP_SCALE, type Row, type Scenario } from '../results.js';
 import { interleaved, withRatios } from '../runner.js';
 
 const CASES: readonly (Omit<MeasureRequest, 'durationMs'> & { label: string })[] = [
@@ -49,8 +49,7 @@ export const middlewareOverhead: Scenario = {
               // Server and client on a core each, the same two for every stack.
               serverCpu: SERVER_CPU,
               clientCpu: CLIENT_CPU,
-              // A quick run's figures mean nothing; its warm-up only has to touch every path.
-              warmUpScale: settings.quick ? 0.005 : 1,
+              warmUpScale: settings.quick ? QUICK_WARM_UP_SCALE : 1,
             }),
           );
           return startNext();

@@ -242,8 +242,8 @@ describe('proxy-kit with the example config, on an API server speaking list and 
      * Calls 8 at a time, bounded in count and time, until `done` holds for the last 24 answers.
      * Concurrent, as in {@link spread}: peak-EWMA prices a pod it has not measured yet at 30 ms
      * (Linkerd's default) decaying with τ = 10 s, so calls made one at a time to pods answering in
-     * a millisecond would leave a new pod idle for half a minute; calls in flight weigh on the
-     * measured pods' cost and the new one is tried at once.
+     * a millisecond left a new pod idle for seconds (longer than this test waited, at times);
+     * calls in flight weigh on the measured pods' cost and the new one is tried at once.
      */
     const until = async (done: (recent: string[]) => boolean) => {
       const served: string[] = [];
