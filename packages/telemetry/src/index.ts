@@ -4,14 +4,18 @@ import { OTLPMetricExporter as OTLPGrpcMetricExporter } from '@opentelemetry/exp
 import { OTLPMetricExporter as OTLPJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import {
+  AggregationTemporality,
   ConsoleMetricExporter,
   type IMetricReader,
+  InstrumentType,
   PeriodicExportingMetricReader,
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { PreaggregatedHistograms } from './histograms.js';
 import { prometheusMetrics } from './prometheus.js';
 
+export { type PreaggregatedHistograms, preaggregatedHistograms } from './histograms.js';
 export { type PrometheusMetrics, prometheusMetrics } from './prometheus.js';
 
 /** Options of {@link startTelemetry}. */
@@ -29,6 +33,12 @@ export interface TelemetryOptions {
    * endpoint the caller serves itself ({@link prometheusMetrics}), such as proxy-kit's admin.
    */
   metricReaders?: readonly IMetricReader[];
+  /**
+   * Histograms kept outside the SDK ({@link preaggregatedHistograms}): every reader built here
+   * (from the variables, and the scrape endpoint) collects them too, in its own temporality.
+   * Readers in `metricReaders` are the caller's to give them to.
+   */
+  histograms?: PreaggregatedHistograms;
 }
 
 /** Telemetry running for this process. */
@@ -67,17 +77,17 @@ export class TelemetryConfigError extends Error {
  * - a Prometheus scrape endpoint.
  */
 export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
-  const { serviceName, prometheus = {}, metricReaders = [] } = options;
+  const { serviceName, prometheus = {}, metricReaders = [], histograms } = options;
   // The SDK and its exporters read process.env themselves; so does everything here.
   const env = process.env;
-  const readers: IMetricReader[] = [...metricReadersFromEnv(env), ...metricReaders];
+  const readers: IMetricReader[] = [...metricReadersFromEnv(env, histograms), ...metricReaders];
   let scrape: Server | undefined;
   let prometheusUrl: string | undefined;
   if (prometheus !== false) {
     const port = prometheus.port ?? portFromEnv(env);
     const host = prometheus.host ?? (env.OTEL_EXPORTER_PROMETHEUS_HOST || undefined);
     const path = prometheus.path ?? '/metrics';
-    const exposition = prometheusMetrics();
+    const exposition = prometheusMetrics({ histograms });
     readers.push(exposition.reader);
     scrape = createServer((request, response) => {
       if (request.method === 'GET' && new URL(request.url ?? '/', 'http://x').pathname === path) {
@@ -138,7 +148,10 @@ function portFromEnv(env: NodeJS.ProcessEnv): number {
 // The SDK builds these itself only when given no readers at all; adding the scrape endpoint
 // means building them here, with the same variables and defaults (OpenTelemetry spec,
 // "Exporter selection").
-function metricReadersFromEnv(env: NodeJS.ProcessEnv): IMetricReader[] {
+function metricReadersFromEnv(
+  env: NodeJS.ProcessEnv,
+  histograms: PreaggregatedHistograms | undefined,
+): IMetricReader[] {
   const names = (env.OTEL_METRICS_EXPORTER || 'otlp')
     .split(',')
     .map((name) => name.trim())
@@ -146,9 +159,10 @@ function metricReadersFromEnv(env: NodeJS.ProcessEnv): IMetricReader[] {
   if (names.includes('none')) return [];
   const readers: IMetricReader[] = [];
   for (const name of new Set(names)) {
-    if (name === 'otlp') readers.push(periodic(otlpMetricExporter(env), env));
-    else if (name === 'console') readers.push(periodic(new ConsoleMetricExporter(), env));
-    else if (name !== 'prometheus') {
+    if (name === 'otlp') readers.push(periodic(otlpMetricExporter(env), env, histograms));
+    else if (name === 'console') {
+      readers.push(periodic(new ConsoleMetricExporter(), env, histograms));
+    } else if (name !== 'prometheus') {
       throw new TelemetryConfigError(
         'OTEL_METRICS_EXPORTER',
         `unknown exporter ${JSON.stringify(name)} (expected otlp, prometheus, console or none)`,
@@ -178,13 +192,22 @@ function otlpMetricExporter(env: NodeJS.ProcessEnv): PushMetricExporter {
   }
 }
 
-function periodic(exporter: PushMetricExporter, env: NodeJS.ProcessEnv): IMetricReader {
+function periodic(
+  exporter: PushMetricExporter,
+  env: NodeJS.ProcessEnv,
+  histograms: PreaggregatedHistograms | undefined,
+): IMetricReader {
   const interval = millisFromEnv(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000);
   const timeout = millisFromEnv(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 30_000);
+  // OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, as the exporter reads it.
+  const temporality =
+    exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ??
+    AggregationTemporality.CUMULATIVE;
   return new PeriodicExportingMetricReader({
     exporter,
     exportIntervalMillis: interval,
     exportTimeoutMillis: Math.min(timeout, interval),
+    metricProducers: histograms ? [histograms.producer(temporality)] : [],
   });
 }
 

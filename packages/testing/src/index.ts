@@ -28,6 +28,7 @@ export {
 export {
   type AttributeValue,
   type OtlpReceiver,
+  type ReceivedHistogram,
   type ReceivedSpan,
   startOtlpReceiver,
 } from './otlp-receiver.js';

@@ -32,10 +32,20 @@ export interface ReceivedSpan {
   endNanos: bigint;
 }
 
+/** One histogram of one metrics export (OTLP/HTTP JSON), flattened. */
+export interface ReceivedHistogram {
+  name: string;
+  scope: string;
+  temporality: 'DELTA' | 'CUMULATIVE';
+  points: { attributes: Record<string, AttributeValue>; count: number; sum: number }[];
+}
+
 export interface OtlpReceiver {
-  /** `http://127.0.0.1:<port>`; exporters post to `${endpoint}/v1/traces`. */
+  /** `http://127.0.0.1:<port>`; exporters post to `${endpoint}/v1/traces` and `/v1/metrics`. */
   endpoint: string;
   spans: ReceivedSpan[];
+  /** Histograms of the metrics exports sent as JSON (`OTEL_EXPORTER_OTLP_PROTOCOL=http/json`). */
+  histograms: ReceivedHistogram[];
   /** Every request seen, for asserting on how it was sent. */
   requests: { path: string; contentType: string | undefined }[];
   close(): Promise<void>;
@@ -143,13 +153,68 @@ export function decodeTraceExport(bytes: Uint8Array): ReceivedSpan[] {
   return spans;
 }
 
+interface JsonMetricsRequest {
+  resourceMetrics?: {
+    scopeMetrics?: {
+      scope?: { name?: string };
+      metrics?: {
+        name: string;
+        histogram?: {
+          aggregationTemporality?: number;
+          dataPoints?: { attributes?: KeyValue[]; count?: string | number; sum?: number }[];
+        };
+      }[];
+    }[];
+  }[];
+}
+
+/** The histograms of an ExportMetricsServiceRequest in OTLP's JSON encoding. */
+export function decodeJsonHistograms(text: string): ReceivedHistogram[] {
+  const request = JSON.parse(text) as JsonMetricsRequest;
+  const histograms: ReceivedHistogram[] = [];
+  for (const resource of request.resourceMetrics ?? []) {
+    for (const scope of resource.scopeMetrics ?? []) {
+      for (const metric of scope.metrics ?? []) {
+        if (metric.histogram === undefined) continue;
+        histograms.push({
+          name: metric.name,
+          scope: scope.scope?.name ?? '',
+          // AggregationTemporality in OTLP's metrics.proto: 1 delta, 2 cumulative.
+          temporality: metric.histogram.aggregationTemporality === 1 ? 'DELTA' : 'CUMULATIVE',
+          points: (metric.histogram.dataPoints ?? []).map((point) => ({
+            attributes: attributesOf(point.attributes),
+            count: Number(point.count ?? 0),
+            sum: point.sum ?? 0,
+          })),
+        });
+      }
+    }
+  }
+  return histograms;
+}
+
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
+  const histograms: ReceivedHistogram[] = [];
   const requests: OtlpReceiver['requests'] = [];
   const server: Server = createServer(async (request, response) => {
     const contentType = request.headers['content-type'];
     requests.push({ path: request.url ?? '', contentType });
     const bytes = await body(request);
+    if (
+      request.method === 'POST' &&
+      request.url === '/v1/metrics' &&
+      contentType === 'application/json'
+    ) {
+      try {
+        histograms.push(...decodeJsonHistograms(bytes.toString('utf8')));
+      } catch (error) {
+        response.writeHead(400).end(String(error));
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      return;
+    }
     if (request.method !== 'POST' || request.url !== '/v1/traces') {
       response.writeHead(404).end();
       return;
@@ -171,6 +236,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     spans,
+    histograms,
     requests,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
