@@ -37,10 +37,9 @@ export interface MetricsOptions {
   naming?: MetricNaming;
   /**
    * With `naming: 'opentelemetry'`: the stable RPC conventions, the legacy ones (semconv ≤ 1.37,
-   * `rpc.server.duration` in ms), or both. Default for the middleware: stable, both when
-   * `OTEL_SEMCONV_STABILITY_OPT_IN` holds `rpc/dup`; `{ legacy: true, stable: false }` opts out.
-   * Default for the interceptors (proxy-kit's): legacy unless `OTEL_SEMCONV_STABILITY_OPT_IN`
-   * holds `rpc` or `rpc/dup`.
+   * `rpc.server.duration` in ms), or both. Default (middleware and interceptors, so proxy-kit
+   * too): stable, both when `OTEL_SEMCONV_STABILITY_OPT_IN` holds `rpc/dup`;
+   * `{ legacy: true, stable: false }` opts out.
    */
   semconvStability?: RpcSemconvStability;
   /**
@@ -97,12 +96,11 @@ function measurer(
   side: Side,
   options: ClientMetricsOptions,
   endpoint: ServerEndpoint | undefined,
-  defaultSemconv: () => RpcSemconvStability,
 ): ((method: CallMethod) => MeasuredMethod) | undefined {
   const {
     meterProvider = metrics.getMeterProvider(),
     naming = 'opentelemetry',
-    semconvStability = defaultSemconv(),
+    semconvStability = stableUnlessDup(),
     maxMethods,
     durationBuckets = naming === 'grpc' ? A66_LATENCY_BUCKETS : DEFAULT_DURATION_BUCKETS,
     messageSizes = naming === 'grpc' && options.services !== undefined,
@@ -190,13 +188,12 @@ class MessageCounter implements MessageTap {
  * (or when sizes are measured) messages and bytes per call. `undefined` when no SDK had
  * registered a meter provider when it was created: every measurement would be dropped.
  */
-export function metricsInterceptor(
+function metricsInterceptor(
   side: Side,
   options: ClientMetricsOptions,
   endpoint: ServerEndpoint | undefined,
-  defaultSemconv: () => RpcSemconvStability,
 ): Interceptor | undefined {
-  const measure = measurer(side, options, endpoint, defaultSemconv);
+  const measure = measurer(side, options, endpoint);
   if (measure === undefined) return undefined;
   return (call, next) => {
     const { cell, sizes } = measure(call.method);
@@ -224,10 +221,10 @@ export function metricsInterceptor(
 }
 
 /**
- * The middleware's conventions: stable, plus legacy under `rpc/dup` — the migration setting
- * the conventions define, which keeps legacy dashboards fed while new ones are built.
+ * The default conventions: stable, plus legacy under `rpc/dup` — the migration setting the
+ * conventions define, which keeps legacy dashboards fed while new ones are built.
  */
-export function stableUnlessDup(
+function stableUnlessDup(
   optIn: string | undefined = process.env.OTEL_SEMCONV_STABILITY_OPT_IN,
 ): RpcSemconvStability {
   const { legacy, stable } = rpcSemconvStability(optIn);
@@ -235,28 +232,20 @@ export function stableUnlessDup(
 }
 
 /**
- * Server-side metrics, as run by proxy-kit on the calls it serves; `undefined` with no meter
- * provider registered. Its conventions default to the environment's opt-in (legacy without
- * one), proxy-kit's default until it moves to the stable ones.
+ * Server-side metrics as a core interceptor (what proxy-kit runs on the calls it serves, and
+ * what the nice-grpc middleware adapts); `undefined` with no meter provider registered.
  */
 export function metricsServerInterceptor(options: MetricsOptions = {}): Interceptor | undefined {
-  return metricsInterceptor('server', options, undefined, rpcSemconvStability);
+  return metricsInterceptor('server', options, undefined);
 }
 
 /**
- * Client-side metrics, as run by proxy-kit per endpoint (whose address it names as `target`);
- * `undefined` with no meter provider registered. Conventions as {@link metricsServerInterceptor}.
+ * Client-side metrics as a core interceptor (proxy-kit runs one per endpoint, whose address it
+ * names as `target`); `undefined` with no meter provider registered.
  */
 export function metricsClientInterceptor(
   options: ClientMetricsOptions = {},
 ): Interceptor | undefined {
-  return clientInterceptor(options, rpcSemconvStability);
-}
-
-export function clientInterceptor(
-  options: ClientMetricsOptions,
-  defaultSemconv: () => RpcSemconvStability,
-): Interceptor | undefined {
   const endpoint = options.target === undefined ? undefined : parseGrpcTarget(options.target);
-  return metricsInterceptor('client', options, endpoint, defaultSemconv);
+  return metricsInterceptor('client', options, endpoint);
 }

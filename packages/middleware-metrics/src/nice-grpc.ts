@@ -2,10 +2,9 @@ import { interceptClientCall, interceptServerCall } from '@switchyard/nice-grpc'
 import type { ClientMiddleware, ServerMiddleware } from 'nice-grpc-common';
 import {
   type ClientMetricsOptions,
-  clientInterceptor,
   type MetricsOptions,
-  metricsInterceptor,
-  stableUnlessDup,
+  metricsClientInterceptor,
+  metricsServerInterceptor,
 } from './middleware.js';
 
 /**
@@ -14,7 +13,7 @@ import {
  * that it times the whole call and sees calls that inner middleware reject.
  */
 export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMiddleware {
-  const interceptor = metricsInterceptor('server', options, undefined, stableUnlessDup);
+  const interceptor = metricsServerInterceptor(options);
   if (interceptor === undefined) return (call, context) => call.next(call.request, context);
   return (call, context) => interceptServerCall(call, context, interceptor);
 }
@@ -27,7 +26,7 @@ export function metricsServerMiddleware(options: MetricsOptions = {}): ServerMid
  * before middleware-retry to measure each attempt.
  */
 export function metricsClientMiddleware(options: ClientMetricsOptions = {}): ClientMiddleware {
-  const interceptor = clientInterceptor(options, stableUnlessDup);
+  const interceptor = metricsClientInterceptor(options);
   if (interceptor === undefined) return (call, callOptions) => call.next(call.request, callOptions);
   return (call, callOptions) => interceptClientCall(call, callOptions, interceptor);
 }

@@ -51,7 +51,7 @@ export function adminMetrics(sdk: boolean): AdminMetrics {
   const meter = () => exposition.meterProvider.getMeter('@switchyard/proxy-kit');
   let routeDuration: ReturnType<ReturnType<typeof meter>['createHistogram']> | undefined;
   // Created on first use: with an SDK, its provider is registered only after this module loads.
-  // No histogram of the proxy's own per endpoint: the middleware's rpc.client.duration is one,
+  // No histogram of the proxy's own per endpoint: the middleware's rpc.client.call.duration is one,
   // per endpoint (server.address, server.port), and a second would cost every call again.
   const stats = new ProxyStats({
     route: (name) => {

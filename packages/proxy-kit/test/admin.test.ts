@@ -170,11 +170,11 @@ describe('the admin listener', () => {
       // counts moved by the OK calls each endpoint took.
       const okCount = (families: typeof after, address: string) =>
         families
-          .get('rpc_client_duration')!
+          .get('rpc_client_call_duration')!
           .histograms.filter(
             (h) =>
               `${h.labels.server_address}:${h.labels.server_port}` === address &&
-              h.labels.rpc_grpc_status_code === '0',
+              h.labels.rpc_response_status_code === 'OK',
           )
           .reduce((sum, h) => sum + h.count, 0);
       for (const [i, b] of backends.entries()) {

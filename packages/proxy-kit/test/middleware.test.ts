@@ -307,7 +307,7 @@ describe('retries through the proxy', () => {
     const { client, close } = createTestClient(address(running));
     cleanup.defer(close);
     const families = await scrape();
-    const sentBefore = total(families, 'rpc_client_duration');
+    const sentBefore = total(families, 'rpc_client_call_duration');
     const calls = 300;
     const started = performance.now();
     const outcomes = await Promise.all(
@@ -322,7 +322,7 @@ describe('retries through the proxy', () => {
     expect(outcomes.every((code) => code === Status.UNAVAILABLE)).toBe(true);
     const after = await scrape();
     // What the proxy sent upstream, per its own per-endpoint client metrics.
-    const attempts = total(after, 'rpc_client_duration') - sentBefore;
+    const attempts = total(after, 'rpc_client_call_duration') - sentBefore;
     const limit =
       calls * (1 + budget.retryRatio) +
       budget.minRetriesPerSecond * Math.max(seconds, budget.ttlMs / 1000);

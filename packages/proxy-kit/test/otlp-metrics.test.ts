@@ -38,8 +38,8 @@ it('pushes its per-method and per-endpoint duration histograms over OTLP when OT
   }));
   expect(counts).toEqual(
     expect.arrayContaining([
-      { name: 'rpc.server.duration', temporality: 'CUMULATIVE', points: [[undefined, 20]] },
-      { name: 'rpc.client.duration', temporality: 'CUMULATIVE', points: [[Number(port), 20]] },
+      { name: 'rpc.server.call.duration', temporality: 'CUMULATIVE', points: [[undefined, 20]] },
+      { name: 'rpc.client.call.duration', temporality: 'CUMULATIVE', points: [[Number(port), 20]] },
     ]),
   );
 });
