@@ -86,7 +86,7 @@ describe('targets', () => {
     ]).toMatchInlineSnapshot(`
       [
         "TypeError: balanced channel: unknown balancer "least-loaded": expected one of p2c-ewma, p2c-least-request, round-robin",
-        "TypeError: balanced channel: peak-EWMA needs defaultRttMs > 0 and decayMs > 0",
+        "TypeError: balanced channel: peak-EWMA needs defaultRttMs > 0, got 0",
         "TypeError: balanced channel: consecutiveFailures must be a whole number ≥ 1, not -1",
         "TypeError: balanced channel: maxEjectedPercent must be within 0..100, not 200",
         "TypeError: balanced channel: channelOptions['grpc.service_config'] is not JSON: Expected property name or '}' in JSON at position 1 (line 1 column 2)",
