@@ -78,6 +78,24 @@ describe('one client, three backends', () => {
     expect(log.shares()['backend-2']).toBeGreaterThan(30);
   });
 
+  it('counts each pick at once, so a burst of calls in one turn spreads by their load', async () => {
+    // grpc-js starts a call's stream only after a promise (the call credentials' metadata): a
+    // pick that waited for that to count its call would let every pick of a burst see the
+    // same loads, and all of them would go to the endpoint estimated fastest.
+    const servers = await startServers(2);
+    cleanup.defer(() => servers.stop());
+    const channel = createBalancedChannel(servers.addresses);
+    cleanup.defer(() => channel.close());
+    await connectedTo(channel, servers.addresses);
+    const client = createClient(TestServiceDefinition, channel);
+    for (let i = 0; i < 50; i++) await client.unary({});
+    const answered = await Promise.all(
+      Array.from({ length: 40 }, () => client.unary({}).then((r) => r.backend)),
+    );
+    const toEach = ['backend-0', 'backend-1'].map((b) => answered.filter((a) => a === b).length);
+    expect(Math.min(...toEach), JSON.stringify(toEach)).toBeGreaterThanOrEqual(10);
+  });
+
   it('is a channel nice-grpc clients take, for every call kind', async () => {
     const { addresses } = await threeBackends();
     const channel = channelTo(addresses, 'round-robin');

@@ -16,6 +16,11 @@ export interface Load {
   start(): number;
   /** Records that the response of the call started at `startedAt` began (or the call ended). */
   settle(startedAt: number): void;
+  /**
+   * Takes back a call counted by {@link start} that was never sent (a pick the transport
+   * dropped): no longer pending, and no sample.
+   */
+  abandon(): void;
 }
 
 /** Anything a balancer can choose: it only needs the endpoint's load record. */
@@ -54,6 +59,10 @@ export class PendingRequests implements Load {
   }
 
   settle(_startedAt: number): void {
+    if (this.pending > 0) this.pending--;
+  }
+
+  abandon(): void {
     if (this.pending > 0) this.pending--;
   }
 }

@@ -86,6 +86,10 @@ export class PeakEwma implements Load {
     if (rtt > this.#peak) this.#peak = rtt;
   }
 
+  abandon(): void {
+    if (this.pending > 0) this.pending--;
+  }
+
   /** Fades the peak up to `now`; returns the average's decay factor over the same time. */
   #advance(now: number): number {
     const elapsed = Math.max(0, now - this.#updatedAt);

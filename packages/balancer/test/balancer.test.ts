@@ -14,7 +14,7 @@ import {
 function endpoints(costs: number[]): (Balanceable & { id: number })[] {
   return costs.map((c, id) => ({
     id,
-    load: { pending: 0, cost: () => c, start: () => 0, settle() {} } satisfies Load,
+    load: { pending: 0, cost: () => c, start: () => 0, settle() {}, abandon() {} } satisfies Load,
   }));
 }
 
