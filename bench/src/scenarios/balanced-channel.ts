@@ -110,27 +110,41 @@ export const balancedChannel: Scenario = {
       settings.log(`balanced-channel: ${slowLabel}`);
       const slowWindowMs = Math.round(3_000 * settings.timeScale);
       const slowWarmUpMs = Math.round(1_000 * settings.timeScale);
-      const slowMeasured = await interleaved(SLOW_PEERS, settings, async (peer) => {
-        const window = (durationMs: number): Measure => ({
-          peer: `${peer}, slow`,
+      // As h2load's warm-up in the balancing scenario: the balancer learns, uncounted.
+      const openLoop = async (peer: string, measured: () => Promise<ClosedLoopResult>) => {
+        await client.request({ peer, rate: SLOW_RATE, durationMs: slowWarmUpMs } satisfies Measure);
+        const { rate, p50Ms, p99Ms, errors } = await measured();
+        return { rate, p50Ms, p99Ms, errors };
+      };
+      const window = (peer: string) =>
+        client.request<ClosedLoopResult>({
+          peer,
           rate: SLOW_RATE,
-          durationMs,
+          durationMs: slowWindowMs,
+        } satisfies Measure);
+      const slowMeasured = await interleaved(SLOW_PEERS, settings, async (peer) => {
+        let before: number[] = [];
+        const metrics = await openLoop(`${peer}, slow`, async () => {
+          before = await slow.request<number[]>({ op: 'served' });
+          return window(`${peer}, slow`);
         });
-        // As h2load's warm-up in the balancing scenario: the balancer learns, uncounted.
-        await client.request(window(slowWarmUpMs));
-        const before = await slow.request<number[]>({ op: 'served' });
-        const { rate, p50Ms, p99Ms, errors } = await client.request<ClosedLoopResult>(
-          window(slowWindowMs),
-        );
         const served = (await slow.request<number[]>({ op: 'served' })).map(
           (count, index) => count - before[index]!,
         );
         const total = served.reduce((sum, count) => sum + count, 0);
-        return { rate, p50Ms, p99Ms, errors, slowShare: (served[0]! / total) * 100 };
+        return { ...metrics, slowShare: (served[0]! / total) * 100 };
       });
       for (const peer of SLOW_PEERS) {
         rows.push({ case: slowLabel, peer, ...slowMeasured.get(peer)! });
       }
+      // The same open loop over three backends alike: the latency the client process itself
+      // allows (its event-loop pauses), below which no balancing can bring the rows above.
+      const floorLabel = `3 backends alike, ${SLOW_RATE} calls/s`;
+      settings.log(`balanced-channel: ${floorLabel}`);
+      const floor = await interleaved([BALANCED], settings, (peer) =>
+        openLoop(peer, () => window(peer)),
+      );
+      rows.push({ case: floorLabel, peer: BALANCED, ...floor.get(BALANCED)! });
 
       return {
         id: this.id,
@@ -147,7 +161,9 @@ export const balancedChannel: Scenario = {
           `warm-up, the first backend answering ${SLOW_MS} ms late, as in the balancing scenario; its ` +
           `share of the window's calls is counted by the backends, ${settings.repetitions} ` +
           'repetitions interleaved, medians shown; grpc-js round_robin is a plain grpc-js channel ' +
-          'with that service config over the same three addresses. Instruction rows: the same ' +
+          'with that service config over the same three addresses. The row of three backends ' +
+          'alike is the same open loop with none slow: the p99 the client process allows. ' +
+          'Instruction rows: the same ' +
           'client again, under valgrind --tool=callgrind, counting its main thread (where ' +
           'JavaScript runs; see "Middleware overhead in instructions") over ' +
           `${INSTRUCTION_CASES.map((c) => `${c.calls} calls ${c.concurrency} at a time`).join(' or ')}, after ` +
