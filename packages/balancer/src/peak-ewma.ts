@@ -23,7 +23,10 @@ export interface PeakEwmaOptions {
  * peak (the balancer reacts to a slow endpoint on its first slow answer), which then fades with
  * its own, shorter time constant. Reading the cost decays both towards zero, as tower
  * does, so an endpoint that was avoided for a while is tried again. The cost is
- * `estimate × (pending + 1)`: the estimated time until one more call would be answered.
+ * `max(average × (pending + 1), peak)`: the time until one more call would be answered, queued
+ * behind the pending ones at the usual pace, and no less than the last peak — a peak is one
+ * answer's outlier, and multiplying it by the queue priced a healthy endpoint with one call
+ * pending at twice its worst moment (Linkerd multiplies its single estimate).
  *
  * Where this parts from Linkerd, and why: there the peak *is* the average, and fades with τ
  * (10 s). In a Node.js process a pause of the event loop (a major GC, a deoptimisation) holds
@@ -68,7 +71,9 @@ export class PeakEwma implements Load {
   }
 
   cost(): number {
-    return this.rttMs * (this.pending + 1);
+    const decay = this.#advance(this.#now());
+    this.#average *= decay;
+    return Math.max(this.#average * (this.pending + 1), this.#peak);
   }
 
   start(): number {

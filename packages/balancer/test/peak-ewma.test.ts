@@ -66,6 +66,26 @@ describe('PeakEwma', () => {
     expect(load.rttMs).toBeLessThan(5);
   });
 
+  it('prices a peak once, and the queue of pending calls at the usual pace', () => {
+    const clock = manualClock();
+    const load = new PeakEwma({ now: clock.now });
+    for (let i = 0; i < 1_000; i++) {
+      const at = load.start();
+      clock.t += 0.5;
+      load.settle(at);
+      clock.t += 3.5;
+    }
+    const at = load.start();
+    clock.t += 20; // one answer held 20 ms (a pause of the backend's process)
+    load.settle(at);
+    load.start(); // one call pending
+    expect(load.cost()).toBeCloseTo(20, 0); // not 40: the peak times the queue
+    for (let i = 0; i < 9; i++) load.start();
+    clock.t += 2_000; // the peak has faded; ten pending at ~0.5 ms each
+    expect(load.cost()).toBeGreaterThan(4);
+    expect(load.cost()).toBeLessThan(7);
+  });
+
   it('decays an idle estimate so an avoided endpoint is tried again', () => {
     const clock = manualClock();
     const load = new PeakEwma({ now: clock.now });
