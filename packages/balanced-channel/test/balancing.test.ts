@@ -88,7 +88,12 @@ describe('one client, three backends', () => {
     cleanup.defer(() => channel.close());
     await connectedTo(channel, servers.addresses);
     const client = createClient(TestServiceDefinition, channel);
-    for (let i = 0; i < 50; i++) await client.unary({});
+    // Calls 8 at a time, so that both endpoints are measured (one at a time, the first one
+    // measured fast keeps every call, and the other stays priced at the 30 ms default).
+    for (let i = 0; i < 25; i++)
+      await Promise.all(Array.from({ length: 8 }, () => client.unary({})));
+    // And the peaks of the first, cold answers fade (τ 500 ms).
+    await delay(new AbortController().signal, 2_500);
     const answered = await Promise.all(
       Array.from({ length: 40 }, () => client.unary({}).then((r) => r.backend)),
     );
