@@ -98,7 +98,9 @@ describe('one client, three backends', () => {
       Array.from({ length: 40 }, () => client.unary({}).then((r) => r.backend)),
     );
     const toEach = ['backend-0', 'backend-1'].map((b) => answered.filter((a) => a === b).length);
-    expect(Math.min(...toEach), JSON.stringify(toEach)).toBeGreaterThanOrEqual(10);
+    // Counted late, all 40 went to one (40/0, every run); counted at once, the split follows
+    // the two estimates (33/7 to 20/20 seen).
+    expect(Math.min(...toEach), JSON.stringify(toEach)).toBeGreaterThanOrEqual(3);
   });
 
   it('is a channel nice-grpc clients take, for every call kind', async () => {
