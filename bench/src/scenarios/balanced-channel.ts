@@ -111,23 +111,20 @@ export const balancedChannel: Scenario = {
       const slowWindowMs = Math.round(3_000 * settings.timeScale);
       const slowWarmUpMs = Math.round(1_000 * settings.timeScale);
       // As h2load's warm-up in the balancing scenario: the balancer learns, uncounted.
-      const openLoop = async (peer: string, measured: () => Promise<ClosedLoopResult>) => {
-        await client.request({ peer, rate: SLOW_RATE, durationMs: slowWarmUpMs } satisfies Measure);
-        const { rate, p50Ms, p99Ms, errors } = await measured();
-        return { rate, p50Ms, p99Ms, errors };
-      };
-      const window = (peer: string) =>
-        client.request<ClosedLoopResult>({
+      const warmUp = (peer: string) =>
+        client.request({ peer, rate: SLOW_RATE, durationMs: slowWarmUpMs } satisfies Measure);
+      const window = async (peer: string) => {
+        const { rate, p50Ms, p99Ms, errors } = await client.request<ClosedLoopResult>({
           peer,
           rate: SLOW_RATE,
           durationMs: slowWindowMs,
         } satisfies Measure);
+        return { rate, p50Ms, p99Ms, errors };
+      };
       const slowMeasured = await interleaved(SLOW_PEERS, settings, async (peer) => {
-        let before: number[] = [];
-        const metrics = await openLoop(`${peer}, slow`, async () => {
-          before = await slow.request<number[]>({ op: 'served' });
-          return window(`${peer}, slow`);
-        });
+        await warmUp(`${peer}, slow`);
+        const before = await slow.request<number[]>({ op: 'served' });
+        const metrics = await window(`${peer}, slow`);
         const served = (await slow.request<number[]>({ op: 'served' })).map(
           (count, index) => count - before[index]!,
         );
@@ -141,9 +138,10 @@ export const balancedChannel: Scenario = {
       // allows (its event-loop pauses), below which no balancing can bring the rows above.
       const floorLabel = `3 backends alike, ${SLOW_RATE} calls/s`;
       settings.log(`balanced-channel: ${floorLabel}`);
-      const floor = await interleaved([BALANCED], settings, (peer) =>
-        openLoop(peer, () => window(peer)),
-      );
+      const floor = await interleaved([BALANCED], settings, async (peer) => {
+        await warmUp(peer);
+        return window(peer);
+      });
       rows.push({ case: floorLabel, peer: BALANCED, ...floor.get(BALANCED)! });
 
       return {

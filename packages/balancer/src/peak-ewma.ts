@@ -65,14 +65,12 @@ export class PeakEwma implements Load {
 
   /** The current round-trip estimate in ms, decayed to now. */
   get rttMs(): number {
-    const decay = this.#advance(this.#now());
-    this.#average *= decay;
+    this.#decayToNow();
     return Math.max(this.#average, this.#peak);
   }
 
   cost(): number {
-    const decay = this.#advance(this.#now());
-    this.#average *= decay;
+    this.#decayToNow();
     return Math.max(this.#average * (this.pending + 1), this.#peak);
   }
 
@@ -93,6 +91,11 @@ export class PeakEwma implements Load {
 
   abandon(): void {
     if (this.pending > 0) this.pending--;
+  }
+
+  /** Decays both parts towards zero up to now, as reading an estimate does. */
+  #decayToNow(): void {
+    this.#average *= this.#advance(this.#now());
   }
 
   /** Fades the peak up to `now`; returns the average's decay factor over the same time. */
